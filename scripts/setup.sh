@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent setup of everything pocketlm needs on a fresh Debian machine.
+# Each step checks first and only installs what is missing; a warm run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_BINDGEN_VERSION=0.2.130
+NIGHTLY=nightly-2026-05-20
+VENV=${POCKETLM_VENV:-$PWD/.venv}
+
+say() { echo "setup: $*"; }
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# 1. Rust wasm target.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "installing rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 2. Debian packages: headless browser + driver for wasm/e2e tests, wabt for wasm-objdump.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v wasm-objdump >/dev/null || missing+=(wabt)
+command -v unzip >/dev/null || missing+=(unzip)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 3. wasm-bindgen CLI matching the pinned crate (unlocked: --locked fails on this index).
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (takes ~6 min cold)"
+  cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# 4. Nightly toolchain for the threaded build (RUSTUP_AUTO_INSTALL=0 here: install it explicitly).
+if [ "${POCKETLM_SKIP_NIGHTLY:-0}" != 1 ] && ! rustup toolchain list | grep -q "^$NIGHTLY"; then
+  say "installing $NIGHTLY (threads build)"
+  rustup toolchain install "$NIGHTLY" --profile minimal --target wasm32-unknown-unknown --component rust-src
+fi
+
+# 5. npm dev packages (playwright-core, binaryen's wasm-opt) from the lockfile.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dev packages"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+fi
+
+# 6. Python venv with the independent reference tools (PyPI gguf + numpy).
+if ! "$VENV/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
+  say "creating Python venv $VENV with gguf + numpy"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r scripts/requirements.txt
+fi
+say "ok"

@@ -1,0 +1,60 @@
+//! The one error type of the engine. At the JS boundary it becomes a `PocketLMError` with `code()` as its code.
+
+use pocketlm_simd::GgmlType;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not a well-formed GGUF file (bad magic, truncated, out-of-range offset, ...).
+    #[error("invalid GGUF file: {0}")]
+    Format(String),
+    /// A well-formed file uses something pocketlm does not implement.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("tensor '{name}' has type {typ}, which pocketlm cannot compute with")]
+    UnsupportedTensorType { name: String, typ: GgmlType },
+    #[error("missing metadata key '{0}'")]
+    MissingKey(String),
+    #[error("metadata key '{key}' has the wrong type: expected {expected}")]
+    WrongType { key: String, expected: &'static str },
+    #[error("missing tensor '{0}'")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {got:?}, expected {expected:?}")]
+    BadShape { name: String, got: Vec<u64>, expected: Vec<u64> },
+    #[error("the prompt needs {needed} tokens but the context holds {context} (prompt + max tokens must fit)")]
+    ContextOverflow { needed: usize, context: usize },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    /// Stable machine-readable code, the same strings the npm package's `PocketLMError.code` uses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Format(_) | Error::MissingKey(_) | Error::WrongType { .. } | Error::MissingTensor(_)
+            | Error::BadShape { .. } => "format",
+            Error::Unsupported(_) | Error::UnsupportedTensorType { .. } => "unsupported",
+            Error::ContextOverflow { .. } => "context-overflow",
+            Error::Tokenizer(_) => "tokenizer",
+            Error::Template(_) => "template",
+            Error::InvalidArgument(_) => "invalid-argument",
+            Error::OutOfMemory(_) => "memory",
+            Error::Io(_) => "io",
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
