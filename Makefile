@@ -52,12 +52,12 @@ test: setup models fixtures
 	$(MAKE) --no-print-directory test-e2e
 
 test-host:
-	cargo test --workspace --release
+	cargo test --workspace
 
 # The same kernel and engine tests in headless Chromium, SIMD128 build then relaxed-SIMD build.
 test-wasm:
-	cargo test --release --target wasm32-unknown-unknown -p pocketlm-simd
-	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --release --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
+	cargo test --target wasm32-unknown-unknown -p pocketlm-simd
+	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
 
 test-e2e: pkg
 	node --test tests/e2e/
