@@ -5,5 +5,8 @@
 
 pub mod error;
 pub mod gguf;
+pub mod tensor;
+pub mod model;
+pub mod clock;
 
 pub use error::{Error, Result};
