@@ -52,6 +52,7 @@ re-measure and update.)
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -343,41 +344,92 @@ def greedy(runner: Runner, prompt, n_new: int, all_logits: bool = False):
     return {"ids": ids, "margins": margins, "prompt_logits": prompt_logits, "step_logits": steps}
 
 
-def act_quant_study(model: LlamaModel, prompts, verbose=True):
-    """Max/percentile |logit| differences between the exact float64 forward and the engine emulation (float32 with
-    Q8 activations) over every prompt position. Returns a JSON-able dict."""
-    exact = Runner(model, np.float64, act_quant=False)
-    emul = Runner(model, np.float32, act_quant=True)
-    f32 = Runner(model, np.float32, act_quant=False)
-    diffs, diffs32, stds, per_pos_rms = [], [], [], []
-    top1_agree = 0
-    npos = 0
-    for p in prompts:
-        exact.reset(); emul.reset(); f32.reset()
-        a = exact.forward(p).astype(np.float64)
-        b = emul.forward(p).astype(np.float64)
-        c = f32.forward(p).astype(np.float64)
-        d = np.abs(a - b)
-        diffs.append(d.ravel())
-        diffs32.append(np.abs(a - c).ravel())
-        stds.append(a.std(axis=-1))
-        per_pos_rms.append(np.sqrt((d ** 2).mean(axis=-1)))
-        top1_agree += int((a.argmax(-1) == b.argmax(-1)).sum())
-        npos += len(p)
-    d = np.concatenate(diffs)
-    rms = np.concatenate(per_pos_rms)
-    out = {
-        "positions": npos,
-        "q8act_max_abs": float(d.max()),
-        "q8act_p999_abs": float(np.quantile(d, 0.999)),
-        "q8act_mean_abs": float(d.mean()),
-        "q8act_max_pos_rms": float(rms.max()),
-        "q8act_top1_agree": f"{top1_agree}/{npos}",
-        "f32_vs_f64_max_abs": float(np.concatenate(diffs32).max()),
-        "logit_std_mean": float(np.concatenate(stds).mean()),
+def _softmax64(x: np.ndarray) -> np.ndarray:
+    z = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def compare_logits(ref: np.ndarray, got: np.ndarray) -> dict:
+    """Per-position comparison of logits [P, vocab]: the metrics the Rust tests bound. Returns arrays [P]."""
+    ref = ref.astype(np.float64)
+    got = got.astype(np.float64)
+    d = np.abs(ref - got)
+    # A shift common to every logit does not change the distribution: also measure the difference minus its mean.
+    dc = (got - ref) - (got - ref).mean(axis=-1, keepdims=True)
+    pr, pg = _softmax64(ref), _softmax64(got)
+    kl = (pr * (np.log(pr + 1e-300) - np.log(pg + 1e-300))).sum(axis=-1)  # KL(ref || got)
+    order = np.argsort(-ref, axis=-1)
+    i1, i2 = order[:, 0], order[:, 1]
+    rows = np.arange(len(ref))
+    margin_ref = ref[rows, i1] - ref[rows, i2]
+    margin_got = got[rows, i1] - got[rows, i2]
+    got_top5 = np.argsort(-got, axis=-1)[:, :5]
+    return {
+        "max_abs": d.max(axis=-1),
+        "rms": np.sqrt((d ** 2).mean(axis=-1)),
+        "centered_max_abs": np.abs(dc).max(axis=-1),
+        "centered_rms": np.sqrt((dc ** 2).mean(axis=-1)),
+        "kl": kl,
+        "margin_ref": margin_ref,
+        "margin_change": np.abs(margin_ref - margin_got),
+        "top1_same": got.argmax(axis=-1) == i1,
+        "ref_top1_in_top5": (got_top5 == i1[:, None]).any(axis=-1),
     }
+
+
+def act_quant_study(model: LlamaModel, prompts, verbose=True):
+    """How far the engine's arithmetic (Q8 activations, float32) can move the logits away from the exact model.
+
+    Compares the exact float64 forward with three emulations over every position of `prompts`: float32 batched
+    prompt, float32 one token at a time, float64 batched. Rounding an activation to Q8 is discontinuous, so a 1e-7
+    change upstream can flip a rounding and the flips cascade: the three emulations differ from each other about as
+    much as from the exact model. The engine is one more such draw, so it can only be held to the statistical bounds
+    measured here (with headroom), not to bit-level agreement with the emulation. Returns a JSON-able dict."""
+    exact = Runner(model, np.float64, act_quant=False)
+    f32 = Runner(model, np.float32, act_quant=False)
+    variants = {
+        "q8act_f32_batch": (Runner(model, np.float32, act_quant=True), False),
+        "q8act_f32_tokenwise": (Runner(model, np.float32, act_quant=True), True),
+        "q8act_f64_batch": (Runner(model, np.float64, act_quant=True), False),
+    }
+    acc = {k: [] for k in variants}
+    spread = 0.0  # max |logit| difference between any two emulation variants
+    f32_diff = 0.0
+    stds = []
+    for p in prompts:
+        exact.reset()
+        f32.reset()
+        a = exact.forward(p)
+        stds.append(a.std(axis=-1))
+        f32_diff = max(f32_diff, float(np.abs(a - f32.forward(p)).max()))
+        outs = []
+        for k, (r, tokenwise) in variants.items():
+            r.reset()
+            b = np.concatenate([r.forward([t]) for t in p]) if tokenwise else r.forward(p)
+            acc[k].append(compare_logits(a, b))
+            outs.append(b)
+        spread = max(spread, max(float(np.abs(x - y).max()) for x in outs for y in outs))
+    out = {"positions": int(sum(len(p) for p in prompts)), "f32_vs_f64_max_abs": f32_diff,
+           "logit_std_mean": float(np.concatenate(stds).mean()), "q8act_variants_spread_max_abs": spread}
+    for k, lst in acc.items():
+        cat = {m: np.concatenate([x[m] for x in lst]) for m in lst[0]}
+        flipped = ~cat["top1_same"]
+        out[k] = {
+            "max_abs": float(cat["max_abs"].max()),
+            "max_pos_rms": float(cat["rms"].max()),
+            "mean_pos_rms": float(cat["rms"].mean()),
+            "centered_max_abs": float(cat["centered_max_abs"].max()),
+            "centered_max_pos_rms": float(cat["centered_rms"].max()),
+            "max_kl": float(cat["kl"].max()),
+            "mean_kl": float(cat["kl"].mean()),
+            "max_margin_change": float(cat["margin_change"].max()),
+            "top1_agree": f"{int(cat['top1_same'].sum())}/{len(flipped)}",
+            "max_ref_margin_where_top1_flipped": float(cat["margin_ref"][flipped].max()) if flipped.any() else 0.0,
+            "ref_top1_in_top5": f"{int(cat['ref_top1_in_top5'].sum())}/{len(flipped)}",
+        }
     if verbose:
-        print("act_quant_study:", out, flush=True)
+        print("act_quant_study:", json.dumps(out, indent=1), flush=True)
     return out
 
 
