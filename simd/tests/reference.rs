@@ -361,6 +361,29 @@ fn vec_dot_on_random_weights_all_types() {
 }
 
 #[test]
+fn float_vec_dot_sums_in_the_documented_lane_order() {
+    // F32/F16/BF16 dot products promise the summation order of `dot_lanes` (what ops::dot_f32 uses), so they must
+    // equal ops::dot_f32 on the widened weights bit for bit, whatever n % 8 is.
+    let mut rng = Rng::new(19);
+    for n in (0..41).chain([576, 1001]) {
+        let x = rng.normals(n, 1.0);
+        let a: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for t in [F32, F16, BF16] {
+            let mut w = vec![0u8; row_bytes(t, n)];
+            r::quantize_row(t, &rng.normals(n, 1.0), &mut w);
+            let mut wd = vec![0f32; n];
+            simd::dequantize_row(t, &w, &mut wd);
+            let got = simd::vec_dot(t, n, &w, &a);
+            assert_eq!(
+                got.to_bits(),
+                pocketlm_simd::ops::dot_f32(&wd, &x).to_bits(),
+                "{t} n={n}"
+            );
+        }
+    }
+}
+
+#[test]
 fn matvec_and_matmul_equal_vec_dot() {
     let mut rng = Rng::new(13);
     for t in WEIGHT_TYPES {
