@@ -335,7 +335,7 @@ impl Engine {
                 ids.len()
             )));
         }
-        let bos = if self.tokenizer.adds_bos() { self.tokenizer.bos_id() } else { None };
+        let bos = if self.tokenizer.add_bos() { self.tokenizer.bos_id() } else { None };
         let first = window / 2;
         let mut nll = 0.0f64;
         let mut count = 0usize;
