@@ -22,7 +22,7 @@ pub enum Error {
     MissingTensor(String),
     #[error("tensor '{name}' has shape {got:?}, expected {expected:?}")]
     BadShape { name: String, got: Vec<u64>, expected: Vec<u64> },
-    #[error("the prompt needs {needed} tokens but the context holds {context} (prompt + max tokens must fit)")]
+    #[error("the prompt needs {needed} tokens but the context holds {context}: shorten the prompt or load with a larger contextSize")]
     ContextOverflow { needed: usize, context: usize },
     #[error("tokenizer: {0}")]
     Tokenizer(String),

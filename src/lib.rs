@@ -5,6 +5,9 @@
 
 pub mod error;
 pub mod gguf;
+pub mod tensor;
+pub mod model;
+pub mod clock;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -1,1 +1,241 @@
-fn main() {}
+//! `pocketlm`: the native command line over the same engine the browser runs.
+//!
+//! pocketlm generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+//!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--json]
+//! pocketlm tokenize --model PATH --text TEXT
+//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--json]
+//! pocketlm inspect PATH
+
+use pocketlm::chat::Message;
+use pocketlm::generate::{Engine, GenerateOptions};
+use pocketlm::gguf::Gguf;
+use pocketlm::sampler::SamplerParams;
+use pocketlm::Error;
+use std::io::Write;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  pocketlm generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
+                    [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
+                    [--ctx N] [--json]
+  pocketlm tokenize --model PATH --text TEXT
+  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--json]
+  pocketlm inspect PATH";
+
+/// Parsed `--flag value` pairs and bare switches; every flag must be one the command knows.
+struct Args {
+    pairs: Vec<(String, String)>,
+    switches: Vec<String>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    fn parse(raw: &[String], valued: &[&str], switches: &[&str]) -> Result<Args, String> {
+        let mut a = Args { pairs: Vec::new(), switches: Vec::new(), positional: Vec::new() };
+        let mut it = raw.iter();
+        while let Some(arg) = it.next() {
+            if let Some(name) = arg.strip_prefix("--") {
+                let (name, inline) = match name.split_once('=') {
+                    Some((n, v)) => (n, Some(v.to_string())),
+                    None => (name, None),
+                };
+                if valued.contains(&name) {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => it.next().ok_or_else(|| format!("--{name} needs a value"))?.clone(),
+                    };
+                    a.pairs.push((name.to_string(), v));
+                } else if switches.contains(&name) && inline.is_none() {
+                    a.switches.push(name.to_string());
+                } else {
+                    return Err(format!("unknown option --{name}"));
+                }
+            } else {
+                a.positional.push(arg.clone());
+            }
+        }
+        Ok(a)
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
+    }
+    fn req(&self, name: &str) -> Result<&str, String> {
+        self.get(name).ok_or_else(|| format!("--{name} is required"))
+    }
+    fn has(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("--{name}: '{v}' is not a valid number")),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = raw.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &raw[1..];
+    let result = match cmd.as_str() {
+        "generate" => generate(rest),
+        "tokenize" => tokenize(rest),
+        "perplexity" => perplexity(rest),
+        "inspect" => inspect(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => Err(format!("unknown command '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("pocketlm: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_model(path: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read model '{path}': {e}"))
+}
+
+fn load(path: &str, ctx: usize) -> Result<Engine, String> {
+    Engine::from_bytes(read_model(path)?, ctx).map_err(|e| format!("{path}: {e}"))
+}
+
+fn err(e: Error) -> String {
+    e.to_string()
+}
+
+fn generate(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        raw,
+        &["model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
+          "repeat-last-n", "seed", "stop", "ctx"],
+        &["chat", "json"],
+    )?;
+    let d = SamplerParams::default();
+    let sampler = SamplerParams {
+        temperature: a.num("temperature", d.temperature)?,
+        top_k: a.num("top-k", d.top_k)?,
+        top_p: a.num("top-p", d.top_p)?,
+        min_p: a.num("min-p", d.min_p)?,
+        repeat_penalty: a.num("repeat-penalty", d.repeat_penalty)?,
+        repeat_last_n: a.num("repeat-last-n", d.repeat_last_n)?,
+        seed: a.num("seed", d.seed)?,
+    };
+    let opts = GenerateOptions { max_tokens: a.num("max-tokens", 256usize)?, sampler, stop: a.all("stop") };
+    let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?)?;
+    let prompt = a.req("prompt")?;
+    let text = if a.has("chat") {
+        let mut messages = Vec::new();
+        if let Some(sys) = a.get("system") {
+            messages.push(Message { role: "system".into(), content: sys.into() });
+        }
+        messages.push(Message { role: "user".into(), content: prompt.into() });
+        engine.apply_chat_template(&messages).map_err(err)?
+    } else {
+        prompt.to_string()
+    };
+    let ids = engine.tokenize_prompt(&text).map_err(err)?;
+    let json = a.has("json");
+    let mut stdout = std::io::stdout();
+    let out = engine
+        .generate(&ids, opts, |piece| {
+            if !json {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        })
+        .map_err(err)?;
+    let s = engine.stats().clone();
+    if json {
+        let obj = serde_json::json!({
+            "text": out,
+            "prompt_tokens": ids,
+            "tokens": engine.generated(),
+            "prefill_tok_s": s.prefill_tokens_per_second,
+            "decode_tok_s": s.decode_tokens_per_second,
+            "finish_reason": s.finish_reason,
+        });
+        println!("{obj}");
+    } else {
+        println!();
+    }
+    eprintln!(
+        "pocketlm: {} prompt tokens, prefill {:.1} tok/s; {} generated, decode {:.1} tok/s; finish: {:?}",
+        s.prompt_tokens, s.prefill_tokens_per_second, s.generated_tokens, s.decode_tokens_per_second,
+        s.finish_reason.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn tokenize(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &["model", "text"], &[])?;
+    let path = a.req("model")?;
+    let buf = read_model(path)?;
+    let g = Gguf::parse(&buf).map_err(|e| format!("{path}: {e}"))?;
+    let tok = pocketlm::tokenizer::Tokenizer::from_gguf(&g).map_err(err)?;
+    let ids = tok.encode(a.req("text")?, true, false).map_err(err)?;
+    println!("{}", serde_json::to_string(&ids).expect("ids serialize"));
+    Ok(())
+}
+
+fn perplexity(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &["model", "file", "ctx"], &["json"])?;
+    let window = a.num("ctx", 512usize)?;
+    let file = a.req("file")?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
+    let mut engine = load(a.req("model")?, window)?;
+    let ids = engine.tokenizer.encode(&text, true, false).map_err(err)?;
+    let t0 = std::time::Instant::now();
+    let (ppl, scored) = engine.perplexity(&ids, window).map_err(err)?;
+    let secs = t0.elapsed().as_secs_f64();
+    if a.has("json") {
+        println!("{}", serde_json::json!({ "ppl": ppl, "tokens": scored, "windows": ids.len() / window, "ctx": window }));
+    } else {
+        println!("perplexity {ppl:.4} over {scored} scored tokens ({} windows of {window}), {secs:.1} s", ids.len() / window);
+    }
+    Ok(())
+}
+
+fn inspect(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &[], &[])?;
+    let [path] = a.positional.as_slice() else { return Err(format!("inspect takes one model path\n{USAGE}")) };
+    let engine = load(path, 0)?;
+    let i = &engine.info;
+    let c = &engine.model.config;
+    println!("file:          {path} ({} bytes, GGUF v{})", i.file_bytes, engine.gguf.version);
+    println!("name:          {}", i.name);
+    println!("architecture:  {}", i.architecture);
+    println!("parameters:    {} ({:.1} M)", i.parameters, i.parameters as f64 / 1e6);
+    println!(
+        "shape:         {} layers, embedding {}, FFN {}, {} heads / {} KV heads, head dim {}",
+        c.n_layers, c.dim, c.ffn_dim, c.n_heads, c.n_kv_heads, c.head_dim
+    );
+    println!("context:       {} (trained), RoPE base {} ({})", c.train_context, c.rope_base, if c.rope_neox { "neox" } else { "normal" });
+    println!("vocab:         {} tokens", engine.tokenizer.vocab_size());
+    let mut by_type: Vec<(String, usize)> = Vec::new();
+    for t in &engine.gguf.tensors {
+        match by_type.iter_mut().find(|(n, _)| *n == t.typ.name()) {
+            Some((_, c)) => *c += 1,
+            None => by_type.push((t.typ.name().to_string(), 1)),
+        }
+    }
+    by_type.sort_by(|a, b| b.1.cmp(&a.1));
+    let types: Vec<String> = by_type.iter().map(|(n, c)| format!("{n} x{c}")).collect();
+    println!("tensors:       {} ({})", engine.gguf.tensors.len(), types.join(", "));
+    match engine.gguf.opt_str("tokenizer.chat_template").map_err(err)? {
+        Some(t) => println!("chat template:\n{t}"),
+        None => println!("chat template: none"),
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+# pocketlm: every entry point. `make demo` and `make test` work on a fresh Debian machine (they install what is missing).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+MODELS ?= $(or $(POCKETLM_MODELS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pocketlm/models)
+export POCKETLM_MODELS := $(MODELS)
+export POCKETLM_FIXTURES ?= $(CURDIR)/target/fixtures
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+WASM_OUT := target/wasm-out
+RELAXED_FLAGS := -C target-feature=+simd128,+relaxed-simd
+WASM_OPT := node_modules/.bin/wasm-opt
+
+.PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench-kernels
+
+help:
+	@echo "make demo   - set up, fetch the default model, build the package and serve the demo"
+	@echo "make test   - set up and run every test suite (host, wasm in Chromium, end-to-end)"
+	@echo "make setup | models | fixtures | wasm | pkg | cli | bench-kernels"
+
+setup:
+	@bash scripts/setup.sh
+
+models:
+	@bash scripts/fetch_models.sh all
+
+fixtures: setup models
+	@bash scripts/fixtures.sh
+
+cli:
+	cargo build --release --bin pocketlm
+
+# --- wasm builds: SIMD128 and relaxed SIMD, each bindgen'd for --target web and optimized with binaryen's wasm-opt.
+wasm: setup
+	cargo build --release --lib --target wasm32-unknown-unknown
+	wasm-bindgen --target web --no-typescript --out-name pocketlm --out-dir $(WASM_OUT)/simd128 \
+	  target/wasm32-unknown-unknown/release/pocketlm.wasm
+	RUSTFLAGS="$(RELAXED_FLAGS)" cargo build --release --lib --target wasm32-unknown-unknown --target-dir target/relaxed
+	wasm-bindgen --target web --no-typescript --out-name pocketlm --out-dir $(WASM_OUT)/relaxed \
+	  target/relaxed/wasm32-unknown-unknown/release/pocketlm.wasm
+	$(WASM_OPT) -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	  --enable-mutable-globals $(WASM_OUT)/simd128/pocketlm_bg.wasm -o $(WASM_OUT)/simd128/pocketlm_bg.wasm
+	$(WASM_OPT) -O3 --enable-simd --enable-relaxed-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+	  --enable-sign-ext --enable-mutable-globals $(WASM_OUT)/relaxed/pocketlm_bg.wasm -o $(WASM_OUT)/relaxed/pocketlm_bg.wasm
+
+pkg: wasm
+	cd pkg && POCKETLM_WASM_OUT=$(CURDIR)/$(WASM_OUT) npm run build
+
+# --- tests
+test: setup models fixtures
+	$(MAKE) --no-print-directory test-host
+	$(MAKE) --no-print-directory test-wasm
+	$(MAKE) --no-print-directory test-e2e
+
+test-host:
+	cargo test --workspace
+
+# The same kernel and engine tests in headless Chromium, SIMD128 build then relaxed-SIMD build.
+test-wasm:
+	cargo test --target wasm32-unknown-unknown -p pocketlm-simd
+	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
+
+test-e2e: pkg
+	node --test tests/e2e/
+
+demo: setup models pkg
+	node tests/e2e/server.mjs --serve

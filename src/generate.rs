@@ -1,0 +1,420 @@
+//! The engine: one loaded model (weights buffer, tokenizer, chat template, KV cache) and the generation loop
+//! (prefill, then one token per `next` call) with stop strings, max tokens and EOS. Nothing here knows JavaScript;
+//! the wasm API and the CLI both drive this.
+
+use crate::chat::{ChatTemplate, Message};
+use crate::clock::now_ms;
+use crate::gguf::Gguf;
+use crate::model::{Logits, Model, State};
+use crate::sampler::{Sampler, SamplerParams};
+use crate::tokenizer::{IncrementalDecoder, Tokenizer};
+use crate::{Error, Result};
+use serde::Serialize;
+
+/// Context used when the caller does not choose one: enough for chat, small enough for a browser tab.
+pub const DEFAULT_CONTEXT: usize = 2048;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    pub architecture: String,
+    pub name: String,
+    pub parameters: u64,
+    /// The weight type of most matrices, e.g. "Q4_1".
+    pub quantization: String,
+    pub file_bytes: u64,
+    pub context_size: usize,
+    pub train_context: usize,
+    pub vocab_size: usize,
+    pub layers: usize,
+    pub embedding: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub chat_template: bool,
+    /// KV cache and scratch buffers.
+    pub state_bytes: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampler: SamplerParams,
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// The model produced an end-of-generation token.
+    Eos,
+    /// A stop string appeared (it is not part of the output).
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+    /// The context is full.
+    Context,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    /// Prompt tokens actually run through the model (the rest were reused from the KV cache).
+    pub prefilled_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    pub prefill_tokens_per_second: f64,
+    pub decode_tokens_per_second: f64,
+    pub finish_reason: Option<FinishReason>,
+}
+
+struct Generation {
+    sampler: Sampler,
+    decoder: IncrementalDecoder,
+    stop: Vec<String>,
+    max_tokens: usize,
+    /// prompt + generated ids: the repetition-penalty window reads its tail.
+    history: Vec<u32>,
+    generated: Vec<u32>,
+    /// Text decoded but not yet returned, held back while it could be the start of a stop string.
+    pending: String,
+    /// The last sampled token, fed to the model at the start of the next step (so the final token costs nothing).
+    to_feed: Option<u32>,
+    finished: bool,
+}
+
+pub struct Engine {
+    buf: Vec<u8>,
+    pub gguf: Gguf,
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    chat: std::result::Result<ChatTemplate, String>,
+    state: State,
+    /// Tokens whose keys/values are in the cache, at positions 0..len.
+    cached: Vec<u32>,
+    gen: Option<Generation>,
+    stats: Stats,
+    pub info: ModelInfo,
+}
+
+impl Engine {
+    /// Build an engine over the whole GGUF file in `buf` (taken, not copied). `context == 0` picks
+    /// min(DEFAULT_CONTEXT, the model's training context).
+    pub fn from_bytes(buf: Vec<u8>, context: usize) -> Result<Engine> {
+        let gguf = Gguf::parse(&buf)?;
+        let model = Model::from_gguf(&gguf, &buf)?;
+        let c = &model.config;
+        let context = if context == 0 { DEFAULT_CONTEXT.min(c.train_context) } else { context };
+        if context > c.train_context {
+            return Err(Error::InvalidArgument(format!(
+                "context size {context} is larger than the model's {}",
+                c.train_context
+            )));
+        }
+        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        if tokenizer.vocab_size() > c.vocab_size {
+            return Err(Error::Format(format!(
+                "tokenizer has {} tokens but the embedding only {}",
+                tokenizer.vocab_size(),
+                c.vocab_size
+            )));
+        }
+        let chat = ChatTemplate::from_gguf(&gguf, &tokenizer).map_err(|e| e.to_string());
+        let state = State::new(c, context)?;
+        let counts = model.weights.type_counts();
+        let info = ModelInfo {
+            architecture: c.arch.clone(),
+            name: gguf.opt_str("general.name")?.unwrap_or("").to_string(),
+            parameters: gguf.tensors.iter().map(|t| t.n_elements()).sum(),
+            quantization: counts.first().map(|(t, _)| t.name().to_string()).unwrap_or_default(),
+            file_bytes: buf.len() as u64,
+            context_size: context,
+            train_context: c.train_context,
+            vocab_size: c.vocab_size,
+            layers: c.n_layers,
+            embedding: c.dim,
+            heads: c.n_heads,
+            kv_heads: c.n_kv_heads,
+            chat_template: chat.is_ok(),
+            state_bytes: state.bytes(),
+        };
+        Ok(Engine { buf, gguf, model, tokenizer, chat, state, cached: Vec::new(), gen: None, stats: Stats::default(), info })
+    }
+
+    pub fn context_size(&self) -> usize {
+        self.state.context
+    }
+
+    /// Render a conversation with the model's own chat template, ending with the assistant's turn.
+    pub fn apply_chat_template(&self, messages: &[Message]) -> Result<String> {
+        match &self.chat {
+            Ok(t) => t.render(messages, true),
+            Err(e) => Err(Error::Template(e.clone())),
+        }
+    }
+
+    /// Tokenize a prompt as the model expects (BOS as its metadata says; special tokens in the text are parsed,
+    /// so a rendered chat template keeps its control tokens).
+    pub fn tokenize_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text, true, true)
+    }
+
+    /// Forget the KV cache and any generation in progress.
+    pub fn reset(&mut self) {
+        self.cached.clear();
+        self.gen = None;
+    }
+
+    /// Start generating after `prompt`: prefill what the KV cache does not already hold, leaving the logits of the
+    /// last prompt token ready for the first `next`.
+    pub fn begin(&mut self, prompt: &[u32], opts: GenerateOptions) -> Result<()> {
+        self.gen = None;
+        if prompt.is_empty() {
+            return Err(Error::InvalidArgument("the prompt is empty (no tokens)".into()));
+        }
+        // At least one generated token must fit.
+        if prompt.len() + 1 > self.state.context {
+            return Err(Error::ContextOverflow { needed: prompt.len() + 1, context: self.state.context });
+        }
+        for s in &opts.stop {
+            if s.is_empty() {
+                return Err(Error::InvalidArgument("a stop string is empty".into()));
+            }
+        }
+        let sampler = Sampler::new(opts.sampler.clone(), self.model.config.vocab_size)?;
+        // Reuse the cached prefix (multi-turn chat re-sends the conversation); the last prompt token is always
+        // recomputed because its logits are needed.
+        let mut keep = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        keep = keep.min(prompt.len() - 1);
+        self.cached.truncate(keep);
+        let t0 = now_ms();
+        let result = self.model.forward(&self.buf, &mut self.state, &prompt[keep..], keep, Logits::Last);
+        if let Err(e) = result {
+            self.cached.clear();
+            return Err(e);
+        }
+        self.cached.extend_from_slice(&prompt[keep..]);
+        let prefill_ms = now_ms() - t0;
+        let prefilled = prompt.len() - keep;
+        self.stats = Stats {
+            prompt_tokens: prompt.len(),
+            prefilled_tokens: prefilled,
+            prefill_ms,
+            prefill_tokens_per_second: rate(prefilled, prefill_ms),
+            ..Stats::default()
+        };
+        self.gen = Some(Generation {
+            sampler,
+            decoder: IncrementalDecoder::new(),
+            stop: opts.stop,
+            max_tokens: opts.max_tokens,
+            history: prompt.to_vec(),
+            generated: Vec::new(),
+            pending: String::new(),
+            to_feed: None,
+            finished: opts.max_tokens == 0,
+        });
+        if opts.max_tokens == 0 {
+            self.stats.finish_reason = Some(FinishReason::Length);
+        }
+        Ok(())
+    }
+
+    /// Generate one token. `Some(piece)` is the next text (possibly empty while a character or a possible stop
+    /// string is incomplete); `None` once generation has finished (see [`Stats::finish_reason`]).
+    pub fn next(&mut self) -> Result<Option<String>> {
+        let t0 = now_ms();
+        let out = self.step();
+        self.stats.decode_ms += now_ms() - t0;
+        if let Some(g) = &self.gen {
+            self.stats.generated_tokens = g.generated.len();
+        }
+        self.stats.decode_tokens_per_second = rate(self.stats.generated_tokens, self.stats.decode_ms);
+        out
+    }
+
+    fn step(&mut self) -> Result<Option<String>> {
+        let Some(g) = self.gen.as_mut() else { return Ok(None) };
+        if g.finished {
+            return Ok(None);
+        }
+        if let Some(tok) = g.to_feed.take() {
+            if self.cached.len() >= self.state.context {
+                return Ok(Some(self.finish(FinishReason::Context)));
+            }
+            let pos = self.cached.len();
+            if let Err(e) = self.model.forward(&self.buf, &mut self.state, &[tok], pos, Logits::Last) {
+                self.gen = None;
+                self.cached.clear();
+                return Err(e);
+            }
+            self.cached.push(tok);
+        }
+        let g = self.gen.as_mut().expect("generation in progress");
+        let tok = g.sampler.sample(&mut self.state.logits, &g.history);
+        g.generated.push(tok);
+        g.history.push(tok);
+        if self.tokenizer.is_eog(tok) {
+            return Ok(Some(self.finish(FinishReason::Eos)));
+        }
+        let piece = g.decoder.push(&self.tokenizer, tok);
+        g.pending.push_str(&piece);
+        if let Some(cut) = first_stop(&g.pending, &g.stop) {
+            g.pending.truncate(cut);
+            g.to_feed = Some(tok);
+            return Ok(Some(self.finish(FinishReason::Stop)));
+        }
+        g.to_feed = Some(tok);
+        if g.generated.len() >= g.max_tokens {
+            return Ok(Some(self.finish(FinishReason::Length)));
+        }
+        let safe = safe_prefix_len(&g.pending, &g.stop);
+        let out: String = g.pending.drain(..safe).collect();
+        Ok(Some(out))
+    }
+
+    /// End the generation, returning the text still held back.
+    fn finish(&mut self, reason: FinishReason) -> String {
+        let g = self.gen.as_mut().expect("generation in progress");
+        g.finished = true;
+        self.stats.finish_reason = Some(reason);
+        let mut rest = std::mem::take(&mut g.pending);
+        if reason != FinishReason::Stop {
+            rest.push_str(&g.decoder.flush());
+            if let Some(cut) = first_stop(&rest, &g.stop) {
+                rest.truncate(cut);
+                self.stats.finish_reason = Some(FinishReason::Stop);
+            }
+        }
+        rest
+    }
+
+    /// Ids generated so far in the current (or last) generation.
+    pub fn generated(&self) -> &[u32] {
+        self.gen.as_ref().map(|g| g.generated.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Run a whole generation, calling `on_piece` with each non-empty text piece.
+    pub fn generate(&mut self, prompt: &[u32], opts: GenerateOptions, mut on_piece: impl FnMut(&str)) -> Result<String> {
+        self.begin(prompt, opts)?;
+        let mut text = String::new();
+        while let Some(piece) = self.next()? {
+            if !piece.is_empty() {
+                on_piece(&piece);
+                text.push_str(&piece);
+            }
+        }
+        Ok(text)
+    }
+
+    /// Perplexity over non-overlapping windows of `window` tokens, scoring the second half of each window as
+    /// llama.cpp's `llama-perplexity` does (each window starts with BOS when the model adds one).
+    /// Returns (perplexity, tokens scored).
+    pub fn perplexity(&mut self, ids: &[u32], window: usize) -> Result<(f64, usize)> {
+        if window < 4 || window > self.state.context {
+            return Err(Error::InvalidArgument(format!(
+                "perplexity window {window} must be between 4 and the context size {}",
+                self.state.context
+            )));
+        }
+        let n_windows = ids.len() / window;
+        if n_windows == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "the text has {} tokens, fewer than one window of {window}",
+                ids.len()
+            )));
+        }
+        let bos = if self.tokenizer.add_bos() { self.tokenizer.bos_id() } else { None };
+        let first = window / 2;
+        let mut nll = 0.0f64;
+        let mut count = 0usize;
+        let mut chunk = vec![0u32; window];
+        for w in 0..n_windows {
+            chunk.copy_from_slice(&ids[w * window..(w + 1) * window]);
+            if let Some(b) = bos {
+                chunk[0] = b;
+            }
+            self.reset();
+            let targets = &ids[w * window..(w + 1) * window];
+            let mut cb = |j: usize, logits: &[f32]| {
+                if j >= first && j + 1 < window {
+                    nll -= log_softmax_at(logits, targets[j + 1] as usize);
+                    count += 1;
+                }
+            };
+            self.model.forward(&self.buf, &mut self.state, &chunk, 0, Logits::All(&mut cb))?;
+        }
+        self.reset();
+        Ok(((nll / count as f64).exp(), count))
+    }
+}
+
+fn rate(tokens: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        tokens as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+fn log_softmax_at(logits: &[f32], i: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    logits[i] as f64 - max - sum.ln()
+}
+
+/// Byte index where the earliest stop string starts in `text`.
+fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops.iter().filter_map(|s| text.find(s.as_str())).min()
+}
+
+/// How much of `text` can be released: all of it except a suffix that is a proper prefix of some stop string.
+fn safe_prefix_len(text: &str, stops: &[String]) -> usize {
+    let mut hold = 0;
+    for s in stops {
+        // Longest suffix of `text` that is a prefix of `s` (shorter than `s`, else it would have matched).
+        let max = (s.len() - 1).min(text.len());
+        for len in (1..=max).rev() {
+            let start = text.len() - len;
+            if text.is_char_boundary(start) && s.starts_with(&text[start..]) {
+                hold = hold.max(len);
+                break;
+            }
+        }
+    }
+    text.len() - hold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_string_holdback() {
+        let stops = vec!["\nUser:".to_string(), "###".to_string()];
+        assert_eq!(safe_prefix_len("hello", &stops), 5);
+        assert_eq!(safe_prefix_len("hello\nUs", &stops), 5);
+        assert_eq!(safe_prefix_len("hello #", &stops), 6);
+        assert_eq!(safe_prefix_len("héllo", &[]), "héllo".len());
+        assert_eq!(first_stop("abc###def\nUser:", &stops), Some(3));
+        assert_eq!(first_stop("abc", &stops), None);
+    }
+
+    #[test]
+    fn log_softmax_matches_definition() {
+        let l = [1.0f32, 2.0, 3.0];
+        let z: f64 = l.iter().map(|&x| (x as f64).exp()).sum();
+        assert!((log_softmax_at(&l, 2) - (3.0f64.exp() / z).ln()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,504 @@
+//! The transformer: config from GGUF metadata, weights as views into the model buffer, and the forward pass.
+//!
+//! One config-driven decoder covers the llama family (llama, and the knobs qwen2/qwen3/gemma3 need: QKV bias,
+//! QK-norm, post-norms, GELU, embedding scale, NEOX RoPE, sliding-window layers). All buffers are allocated once in
+//! [`State`]; `forward` allocates nothing.
+
+use crate::gguf::Gguf;
+use crate::tensor::QTensor;
+use crate::{Error, Result};
+use pocketlm_simd::{self as k, ops, GgmlType};
+
+/// Tokens processed together in prefill: weights are streamed once per batch instead of once per token.
+pub const MAX_BATCH: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    GeluTanh,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub arch: String,
+    pub n_layers: usize,
+    pub dim: usize,
+    pub ffn_dim: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    /// Context length the model was trained with.
+    pub train_context: usize,
+    pub rms_eps: f32,
+    pub rope_base: f32,
+    /// RoPE base of sliding-window layers (gemma3); equals `rope_base` elsewhere.
+    pub rope_base_local: f32,
+    pub rope_freq_scale: f32,
+    /// Dimensions of each head that RoPE rotates.
+    pub n_rot: usize,
+    /// NEOX layout rotates (i, i + n_rot/2); the "normal" llama layout rotates (2i, 2i+1).
+    pub rope_neox: bool,
+    pub activation: Activation,
+    /// Multiply token embeddings by this (gemma: sqrt(dim)).
+    pub embed_scale: f32,
+    /// Query scale before the softmax (1/sqrt(head_dim) unless the metadata says otherwise).
+    pub attn_scale: f32,
+    /// Sliding attention window for local layers, 0 = every layer global.
+    pub sliding_window: usize,
+    /// Every `sliding_pattern`-th layer (1-based) is global when `sliding_window > 0`.
+    pub sliding_pattern: usize,
+}
+
+fn usize_of(v: u64, what: &str, max: u64) -> Result<usize> {
+    if v == 0 || v > max {
+        return Err(Error::Format(format!("{what} = {v} is out of range (1..={max})")));
+    }
+    Ok(v as usize)
+}
+
+impl Config {
+    pub fn from_gguf(g: &Gguf) -> Result<Config> {
+        let arch = g.architecture()?.to_string();
+        let (rope_neox, activation, gemma) = match arch.as_str() {
+            "llama" => (false, Activation::Silu, false),
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "model architecture '{other}' (pocketlm runs: llama)"
+                )))
+            }
+        };
+        let req = |suffix: &str| -> Result<u64> {
+            g.arch_u64(suffix)?.ok_or_else(|| Error::MissingKey(format!("{arch}.{suffix}")))
+        };
+        let n_layers = usize_of(req("block_count")?, "block_count", 1024)?;
+        let dim = usize_of(req("embedding_length")?, "embedding_length", 1 << 16)?;
+        let ffn_dim = usize_of(req("feed_forward_length")?, "feed_forward_length", 1 << 18)?;
+        let n_heads = usize_of(req("attention.head_count")?, "attention.head_count", 1024)?;
+        let n_kv_heads = match g.arch_u64("attention.head_count_kv")? {
+            Some(v) => usize_of(v, "attention.head_count_kv", 1024)?,
+            None => n_heads,
+        };
+        if n_heads % n_kv_heads != 0 {
+            return Err(Error::Format(format!(
+                "attention.head_count {n_heads} is not a multiple of head_count_kv {n_kv_heads}"
+            )));
+        }
+        let head_dim = match g.arch_u64("attention.key_length")? {
+            Some(v) => usize_of(v, "attention.key_length", 4096)?,
+            None => {
+                if dim % n_heads != 0 {
+                    return Err(Error::Format(format!("embedding_length {dim} not divisible by {n_heads} heads")));
+                }
+                dim / n_heads
+            }
+        };
+        if let Some(vl) = g.arch_u64("attention.value_length")? {
+            if vl as usize != head_dim {
+                return Err(Error::Unsupported(format!("value_length {vl} != key_length {head_dim}")));
+            }
+        }
+        let n_rot = match g.arch_u64("rope.dimension_count")? {
+            Some(v) => usize_of(v, "rope.dimension_count", head_dim as u64)?,
+            None => head_dim,
+        };
+        if n_rot % 2 != 0 {
+            return Err(Error::Format(format!("rope.dimension_count {n_rot} is odd")));
+        }
+        let train_context = usize_of(req("context_length")?, "context_length", 1 << 24)?;
+        let rms_eps = g.arch_f32("attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5);
+        let rope_base = g.arch_f32("rope.freq_base")?.unwrap_or(10000.0);
+        let rope_freq_scale = match g.opt_str(&format!("{arch}.rope.scaling.type"))? {
+            None | Some("none") => 1.0,
+            Some("linear") => 1.0 / g.arch_f32("rope.scaling.factor")?.unwrap_or(1.0),
+            Some(other) => return Err(Error::Unsupported(format!("RoPE scaling type '{other}'"))),
+        };
+        if !(rms_eps > 0.0 && rope_base > 0.0 && rope_freq_scale.is_finite() && rope_freq_scale > 0.0) {
+            return Err(Error::Format("non-positive rms epsilon, RoPE base or RoPE scale".into()));
+        }
+        let vocab_size = g
+            .tensor("token_embd.weight")
+            .ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?
+            .rows() as usize;
+        let embed_scale = if gemma { (dim as f32).sqrt() } else { 1.0 };
+        let attn_scale = 1.0 / (head_dim as f32).sqrt();
+        Ok(Config {
+            arch,
+            n_layers,
+            dim,
+            ffn_dim,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            vocab_size,
+            train_context,
+            rms_eps,
+            rope_base,
+            rope_base_local: rope_base,
+            rope_freq_scale,
+            n_rot,
+            rope_neox,
+            activation,
+            embed_scale,
+            attn_scale,
+            sliding_window: 0,
+            sliding_pattern: 0,
+        })
+    }
+
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+    fn is_sliding(&self, layer: usize) -> bool {
+        self.sliding_window > 0 && self.sliding_pattern > 0 && (layer + 1) % self.sliding_pattern != 0
+    }
+}
+
+/// One decoder block's weights. Norm weights and biases (tiny) are dequantized to f32 at load.
+pub struct Layer {
+    attn_norm: Vec<f32>,  // (dim)
+    wq: QTensor,          // (q_dim rows, dim cols)
+    wk: QTensor,          // (kv_dim, dim)
+    wv: QTensor,          // (kv_dim, dim)
+    wo: QTensor,          // (dim, q_dim)
+    bq: Option<Vec<f32>>, // (q_dim)
+    bk: Option<Vec<f32>>, // (kv_dim)
+    bv: Option<Vec<f32>>, // (kv_dim)
+    q_norm: Option<Vec<f32>>, // (head_dim)
+    k_norm: Option<Vec<f32>>, // (head_dim)
+    post_attn_norm: Option<Vec<f32>>, // (dim)
+    ffn_norm: Vec<f32>,   // (dim)
+    w_gate: QTensor,      // (ffn, dim)
+    w_up: QTensor,        // (ffn, dim)
+    w_down: QTensor,      // (dim, ffn)
+    post_ffn_norm: Option<Vec<f32>>, // (dim)
+}
+
+/// Weights: views into the model buffer, never copies of the big matrices.
+pub struct Weights {
+    pub token_embd: QTensor, // (vocab, dim)
+    pub output_norm: Vec<f32>, // (dim)
+    /// Output head; the token embedding when tied.
+    pub output: QTensor, // (vocab, dim)
+    pub layers: Vec<Layer>,
+}
+
+fn f32_vec(g: &Gguf, buf: &[u8], name: &str, n: usize) -> Result<Vec<f32>> {
+    Ok(QTensor::load(g, name, n, 1)?.to_f32(buf))
+}
+fn f32_vec_opt(g: &Gguf, buf: &[u8], name: &str, n: usize) -> Result<Option<Vec<f32>>> {
+    Ok(QTensor::load_opt(g, name, n, 1)?.map(|t| t.to_f32(buf)))
+}
+
+impl Weights {
+    pub fn from_gguf(g: &Gguf, buf: &[u8], c: &Config) -> Result<Weights> {
+        let (dim, q, kv, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.ffn_dim);
+        let token_embd = QTensor::load(g, "token_embd.weight", dim, c.vocab_size)?;
+        let output = match QTensor::load_opt(g, "output.weight", dim, c.vocab_size)? {
+            Some(t) => t,
+            None => token_embd.clone(),
+        };
+        let mut layers = Vec::with_capacity(c.n_layers);
+        for i in 0..c.n_layers {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(Layer {
+                attn_norm: f32_vec(g, buf, &n("attn_norm.weight"), dim)?,
+                wq: QTensor::load(g, &n("attn_q.weight"), dim, q)?,
+                wk: QTensor::load(g, &n("attn_k.weight"), dim, kv)?,
+                wv: QTensor::load(g, &n("attn_v.weight"), dim, kv)?,
+                wo: QTensor::load(g, &n("attn_output.weight"), q, dim)?,
+                bq: f32_vec_opt(g, buf, &n("attn_q.bias"), q)?,
+                bk: f32_vec_opt(g, buf, &n("attn_k.bias"), kv)?,
+                bv: f32_vec_opt(g, buf, &n("attn_v.bias"), kv)?,
+                q_norm: f32_vec_opt(g, buf, &n("attn_q_norm.weight"), c.head_dim)?,
+                k_norm: f32_vec_opt(g, buf, &n("attn_k_norm.weight"), c.head_dim)?,
+                post_attn_norm: f32_vec_opt(g, buf, &n("post_attention_norm.weight"), dim)?,
+                ffn_norm: f32_vec(g, buf, &n("ffn_norm.weight"), dim)?,
+                w_gate: QTensor::load(g, &n("ffn_gate.weight"), dim, ffn)?,
+                w_up: QTensor::load(g, &n("ffn_up.weight"), dim, ffn)?,
+                w_down: QTensor::load(g, &n("ffn_down.weight"), ffn, dim)?,
+                post_ffn_norm: f32_vec_opt(g, buf, &n("post_ffw_norm.weight"), dim)?,
+            });
+        }
+        Ok(Weights { output_norm: f32_vec(g, buf, "output_norm.weight", dim)?, token_embd, output, layers })
+    }
+
+    /// Weight types and how many tensors of each, e.g. for `inspect` and `info().quantization`.
+    pub fn type_counts(&self) -> Vec<(GgmlType, usize)> {
+        let mut counts: Vec<(GgmlType, usize)> = Vec::new();
+        let mut add = |t: GgmlType| match counts.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((t, 1)),
+        };
+        add(self.token_embd.typ);
+        for l in &self.layers {
+            for t in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
+                add(t.typ);
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts
+    }
+}
+
+/// Allocate a zeroed f32 buffer, failing with a clear error instead of aborting when memory is short.
+fn alloc_f32(n: usize, what: &str) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::OutOfMemory(format!("cannot allocate {} MB for {what}", (n * 4) >> 20))
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// Activations, scratch and KV cache, sized once from the config and the context length.
+pub struct State {
+    pub context: usize,
+    x: Vec<f32>,      // (MAX_BATCH, dim) residual stream
+    xb: Vec<f32>,     // (MAX_BATCH, max(dim, q_dim)) normed input / attention output
+    xb2: Vec<f32>,    // (MAX_BATCH, dim) projection output
+    q: Vec<f32>,      // (MAX_BATCH, q_dim)
+    k: Vec<f32>,      // (MAX_BATCH, kv_dim)
+    v: Vec<f32>,      // (MAX_BATCH, kv_dim)
+    hb: Vec<f32>,     // (MAX_BATCH, ffn) gate
+    hb2: Vec<f32>,    // (MAX_BATCH, ffn) up
+    att: Vec<f32>,    // (context) attention scores of one head
+    act_q: Vec<u8>,   // (MAX_BATCH, activation_row_bytes(max width)) quantized activations
+    key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
+    value_cache: Vec<f32>, // (n_layers, context, kv_dim)
+    pub logits: Vec<f32>,  // (vocab)
+}
+
+impl State {
+    pub fn new(c: &Config, context: usize) -> Result<State> {
+        let wide = c.dim.max(c.q_dim()).max(c.ffn_dim);
+        let kv = c
+            .n_layers
+            .checked_mul(context)
+            .and_then(|n| n.checked_mul(c.kv_dim()))
+            .ok_or_else(|| Error::OutOfMemory("KV cache size overflows".into()))?;
+        let act_bytes = MAX_BATCH * wide * 4; // f32 activations are the widest encoding
+        let mut act_q = Vec::new();
+        act_q.try_reserve_exact(act_bytes).map_err(|_| Error::OutOfMemory("activation buffer".into()))?;
+        act_q.resize(act_bytes, 0);
+        Ok(State {
+            context,
+            x: alloc_f32(MAX_BATCH * c.dim, "activations")?,
+            xb: alloc_f32(MAX_BATCH * c.dim.max(c.q_dim()), "activations")?,
+            xb2: alloc_f32(MAX_BATCH * c.dim, "activations")?,
+            q: alloc_f32(MAX_BATCH * c.q_dim(), "queries")?,
+            k: alloc_f32(MAX_BATCH * c.kv_dim(), "keys")?,
+            v: alloc_f32(MAX_BATCH * c.kv_dim(), "values")?,
+            hb: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
+            hb2: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
+            att: alloc_f32(context, "attention scores")?,
+            act_q,
+            key_cache: alloc_f32(kv, "the KV cache")?,
+            value_cache: alloc_f32(kv, "the KV cache")?,
+            logits: alloc_f32(c.vocab_size, "logits")?,
+        })
+    }
+
+    /// Bytes held by this state (KV cache and scratch).
+    pub fn bytes(&self) -> usize {
+        4 * (self.x.len() + self.xb.len() + self.xb2.len() + self.q.len() + self.k.len() + self.v.len()
+            + self.hb.len() + self.hb2.len() + self.att.len() + self.key_cache.len() + self.value_cache.len()
+            + self.logits.len())
+            + self.act_q.len()
+    }
+}
+
+/// `out (n, rows) = x (n, cols) @ w^T`: quantize the activations once for w's dot type, then one batched product.
+fn project(w: &QTensor, buf: &[u8], x: &[f32], n: usize, act_q: &mut [u8], out: &mut [f32]) {
+    let cols = w.cols;
+    let arb = k::activation_row_bytes(w.typ, cols);
+    for t in 0..n {
+        k::quantize_activation(w.typ, &x[t * cols..(t + 1) * cols], &mut act_q[t * arb..(t + 1) * arb]);
+    }
+    k::matmul(w.typ, cols, w.data(buf), &act_q[..n * arb], n, &mut out[..n * w.rows]);
+}
+
+fn add_bias(y: &mut [f32], b: &Option<Vec<f32>>, n: usize) {
+    if let Some(b) = b {
+        for row in y.chunks_exact_mut(b.len()).take(n) {
+            ops::add_inplace(row, b);
+        }
+    }
+}
+
+/// What `forward` leaves in `State::logits`.
+pub enum Logits<'f> {
+    /// Only the last token's logits (generation).
+    Last,
+    /// Every token's logits, handed to the callback in order (perplexity).
+    All(&'f mut dyn FnMut(usize, &[f32])),
+}
+
+pub struct Model {
+    pub config: Config,
+    pub weights: Weights,
+}
+
+impl Model {
+    pub fn from_gguf(g: &Gguf, buf: &[u8]) -> Result<Model> {
+        let config = Config::from_gguf(g)?;
+        let weights = Weights::from_gguf(g, buf, &config)?;
+        Ok(Model { config, weights })
+    }
+
+    /// Run `tokens` at positions `pos..pos + tokens.len()` through the model, filling the KV cache.
+    /// The caller checks `pos + tokens.len() <= state.context` (see [`crate::generate`]).
+    pub fn forward(&self, buf: &[u8], s: &mut State, tokens: &[u32], pos: usize, mut logits: Logits) -> Result<()> {
+        if pos + tokens.len() > s.context {
+            return Err(Error::ContextOverflow { needed: pos + tokens.len(), context: s.context });
+        }
+        let c = &self.config;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(Error::InvalidArgument(format!("token id {bad} outside the vocabulary of {}", c.vocab_size)));
+        }
+        for (chunk_i, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
+            let p0 = pos + chunk_i * MAX_BATCH;
+            let last_chunk = (chunk_i + 1) * MAX_BATCH >= tokens.len();
+            self.forward_batch(buf, s, chunk, p0);
+            match &mut logits {
+                Logits::Last => {
+                    if last_chunk {
+                        self.head(buf, s, chunk.len() - 1);
+                    }
+                }
+                Logits::All(cb) => {
+                    for t in 0..chunk.len() {
+                        self.head(buf, s, t);
+                        cb(p0 + t - pos, &s.logits);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Final norm and output head for token `t` of the last batch -> `s.logits`.
+    fn head(&self, buf: &[u8], s: &mut State, t: usize) {
+        let c = &self.config;
+        let x = &mut s.xb[..c.dim];
+        ops::rmsnorm(x, &s.x[t * c.dim..(t + 1) * c.dim], &self.weights.output_norm, c.rms_eps);
+        let w = &self.weights.output;
+        let arb = k::activation_row_bytes(w.typ, c.dim);
+        k::quantize_activation(w.typ, x, &mut s.act_q[..arb]);
+        k::matvec(w.typ, c.dim, w.data(buf), &s.act_q[..arb], &mut s.logits);
+    }
+
+    fn forward_batch(&self, buf: &[u8], s: &mut State, tokens: &[u32], pos: usize) {
+        let c = &self.config;
+        let w = &self.weights;
+        let n = tokens.len();
+        let (dim, qd, kvd, hd, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim, c.ffn_dim);
+
+        // Token embeddings, dequantized row by row.
+        for (t, &tok) in tokens.iter().enumerate() {
+            let row = &mut s.x[t * dim..(t + 1) * dim];
+            k::dequantize_row(w.token_embd.typ, w.token_embd.row(buf, tok as usize), row);
+            if c.embed_scale != 1.0 {
+                ops::scale(row, c.embed_scale);
+            }
+        }
+
+        for (li, l) in w.layers.iter().enumerate() {
+            // --- attention
+            for t in 0..n {
+                ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.attn_norm, c.rms_eps);
+            }
+            project(&l.wq, buf, &s.xb, n, &mut s.act_q, &mut s.q);
+            project(&l.wk, buf, &s.xb, n, &mut s.act_q, &mut s.k);
+            project(&l.wv, buf, &s.xb, n, &mut s.act_q, &mut s.v);
+            add_bias(&mut s.q, &l.bq, n);
+            add_bias(&mut s.k, &l.bk, n);
+            add_bias(&mut s.v, &l.bv, n);
+
+            let sliding = c.is_sliding(li);
+            let base = if sliding { c.rope_base_local } else { c.rope_base };
+            for t in 0..n {
+                let p = pos + t;
+                for h in s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
+                    if let Some(qn) = &l.q_norm {
+                        ops::rmsnorm_inplace(h, qn, c.rms_eps);
+                    }
+                    self.rope(h, p, base);
+                }
+                for h in s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
+                    if let Some(kn) = &l.k_norm {
+                        ops::rmsnorm_inplace(h, kn, c.rms_eps);
+                    }
+                    self.rope(h, p, base);
+                }
+                let at = (li * s.context + p) * kvd;
+                s.key_cache[at..at + kvd].copy_from_slice(&s.k[t * kvd..(t + 1) * kvd]);
+                s.value_cache[at..at + kvd].copy_from_slice(&s.v[t * kvd..(t + 1) * kvd]);
+            }
+
+            // Causal grouped-query attention over the cache; output into xb (n, q_dim).
+            let group = c.n_heads / c.n_kv_heads;
+            let layer_k = &s.key_cache[li * s.context * kvd..(li + 1) * s.context * kvd];
+            let layer_v = &s.value_cache[li * s.context * kvd..(li + 1) * s.context * kvd];
+            for t in 0..n {
+                let p = pos + t;
+                let start = if sliding && p + 1 > c.sliding_window { p + 1 - c.sliding_window } else { 0 };
+                for h in 0..c.n_heads {
+                    let kh = h / group;
+                    let qh = &s.q[t * qd + h * hd..t * qd + (h + 1) * hd];
+                    let att = &mut s.att[start..=p];
+                    for (j, a) in att.iter_mut().enumerate() {
+                        let kr = (start + j) * kvd + kh * hd;
+                        *a = ops::dot_f32(qh, &layer_k[kr..kr + hd]) * c.attn_scale;
+                    }
+                    ops::softmax_inplace(att);
+                    let out = &mut s.xb[t * qd + h * hd..t * qd + (h + 1) * hd];
+                    out.fill(0.0);
+                    for (j, &a) in att.iter().enumerate() {
+                        let vr = (start + j) * kvd + kh * hd;
+                        ops::axpy(out, a, &layer_v[vr..vr + hd]);
+                    }
+                }
+            }
+            project(&l.wo, buf, &s.xb, n, &mut s.act_q, &mut s.xb2);
+            for t in 0..n {
+                let y = &mut s.xb2[t * dim..(t + 1) * dim];
+                if let Some(pn) = &l.post_attn_norm {
+                    ops::rmsnorm_inplace(y, pn, c.rms_eps);
+                }
+                ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
+            }
+
+            // --- feed-forward: down(act(gate(x)) * up(x))
+            for t in 0..n {
+                ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.ffn_norm, c.rms_eps);
+            }
+            project(&l.w_gate, buf, &s.xb, n, &mut s.act_q, &mut s.hb);
+            project(&l.w_up, buf, &s.xb, n, &mut s.act_q, &mut s.hb2);
+            match c.activation {
+                Activation::Silu => ops::silu_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
+                Activation::GeluTanh => ops::gelu_tanh_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
+            }
+            project(&l.w_down, buf, &s.hb, n, &mut s.act_q, &mut s.xb2);
+            for t in 0..n {
+                let y = &mut s.xb2[t * dim..(t + 1) * dim];
+                if let Some(pn) = &l.post_ffn_norm {
+                    ops::rmsnorm_inplace(y, pn, c.rms_eps);
+                }
+                ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
+            }
+        }
+    }
+
+    fn rope(&self, head: &mut [f32], pos: usize, base: f32) {
+        let c = &self.config;
+        if c.rope_neox {
+            ops::rope_neox(head, c.n_rot, pos, base, c.rope_freq_scale);
+        } else {
+            ops::rope_normal(head, c.n_rot, pos, base, c.rope_freq_scale);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The JavaScript API (wasm32 only): a thin layer over [`crate::generate::Engine`].
+//!
+//! Weights arrive chunk by chunk ([`WeightLoader::push`]) straight into wasm memory, so the page never holds the
+//! whole file in one ArrayBuffer and there is no second full copy. Errors cross as JS `Error`s named
+//! `PocketLMError` with a stable `code` (see [`crate::Error::code`]).
+
+use crate::chat::Message;
+use crate::generate::{Engine as Core, GenerateOptions};
+use crate::gguf::Gguf;
+use crate::model::Config;
+use crate::sampler::SamplerParams;
+use crate::Error;
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+fn js_error(code: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("PocketLMError");
+    let _ = js_sys::Reflect::set(&e, &"code".into(), &code.into());
+    e.into()
+}
+
+fn to_js(e: Error) -> JsValue {
+    js_error(e.code(), &e.to_string())
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Which kernels this build runs.
+#[wasm_bindgen]
+pub fn backend() -> String {
+    if cfg!(target_feature = "relaxed-simd") {
+        "relaxed-simd"
+    } else if cfg!(target_feature = "simd128") {
+        "simd128"
+    } else {
+        "scalar"
+    }
+    .into()
+}
+
+/// Receives the model file in chunks into memory reserved once for the whole file.
+#[wasm_bindgen]
+pub struct WeightLoader {
+    buf: Vec<u8>,
+    total: usize,
+}
+
+#[wasm_bindgen]
+impl WeightLoader {
+    #[wasm_bindgen(constructor)]
+    pub fn new(total_bytes: f64) -> Result<WeightLoader, JsValue> {
+        if !(total_bytes.is_finite() && total_bytes >= 0.0 && total_bytes <= usize::MAX as f64) {
+            return Err(js_error("memory", &format!("a {total_bytes}-byte model cannot fit in wasm32 memory (4 GB at most)")));
+        }
+        let total = total_bytes as usize;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(total).map_err(|_| {
+            js_error("memory", &format!("cannot reserve {} MB of wasm memory for the model", total >> 20))
+        })?;
+        Ok(WeightLoader { buf, total })
+    }
+
+    /// Append a chunk (copied once, from the JS array into wasm memory).
+    pub fn push(&mut self, chunk: &js_sys::Uint8Array) -> Result<(), JsValue> {
+        let n = chunk.length() as usize;
+        let at = self.buf.len();
+        if at + n > self.total {
+            return Err(js_error("format", &format!("more data than the announced {} bytes", self.total)));
+        }
+        self.buf.resize(at + n, 0);
+        chunk.copy_to(&mut self.buf[at..]);
+        Ok(())
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn loaded(&self) -> f64 {
+        self.buf.len() as f64
+    }
+
+    /// Validate the GGUF header and architecture from what has arrived so far, to fail before a long download.
+    #[wasm_bindgen(js_name = checkHeader)]
+    pub fn check_header(&self) -> Result<(), JsValue> {
+        let g = Gguf::parse_header(&self.buf, self.total as u64).map_err(to_js)?;
+        Config::from_gguf(&g).map_err(to_js)?;
+        Ok(())
+    }
+
+    /// Build the engine from the complete file. `context_size == 0` picks the default.
+    pub fn finish(self, context_size: usize) -> Result<Engine, JsValue> {
+        if self.buf.len() != self.total {
+            return Err(js_error(
+                "format",
+                &format!("the model is truncated: {} of {} bytes", self.buf.len(), self.total),
+            ));
+        }
+        let core = Core::from_bytes(self.buf, context_size).map_err(to_js)?;
+        Ok(Engine { core })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct BeginOptions {
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    repeat_last_n: Option<usize>,
+    seed: Option<f64>,
+    stop: Option<Vec<String>>,
+}
+
+#[wasm_bindgen]
+pub struct Engine {
+    core: Core,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let v = serde_wasm_bindgen::to_value(&self.core.info).map_err(|e| js_error("internal", &e.to_string()))?;
+        js_sys::Reflect::set(&v, &"backend".into(), &backend().into())?;
+        js_sys::Reflect::set(&v, &"threads".into(), &1.into())?;
+        Ok(v)
+    }
+
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, JsValue> {
+        self.core.tokenizer.encode(text, add_special, add_special).map_err(to_js)
+    }
+
+    pub fn detokenize(&self, ids: Vec<u32>) -> Result<String, JsValue> {
+        self.core.tokenizer.decode(&ids, true).map_err(to_js)
+    }
+
+    #[wasm_bindgen(js_name = applyChatTemplate)]
+    pub fn apply_chat_template(&self, messages: JsValue) -> Result<String, JsValue> {
+        let messages: Vec<Message> = serde_wasm_bindgen::from_value(messages)
+            .map_err(|e| js_error("invalid-argument", &format!("messages must be [{{role, content}}]: {e}")))?;
+        self.core.apply_chat_template(&messages).map_err(to_js)
+    }
+
+    /// Tokenize the prompt, check it fits the context, and prefill.
+    pub fn begin(&mut self, prompt: &str, opts: JsValue) -> Result<(), JsValue> {
+        let o: BeginOptions = if opts.is_undefined() || opts.is_null() {
+            BeginOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(opts).map_err(|e| js_error("invalid-argument", &e.to_string()))?
+        };
+        let d = SamplerParams::default();
+        let seed = match o.seed {
+            Some(s) if s.is_finite() && s >= 0.0 => s as u64,
+            Some(s) => return Err(js_error("invalid-argument", &format!("seed {s} must be a non-negative integer"))),
+            None => d.seed,
+        };
+        let sampler = SamplerParams {
+            temperature: o.temperature.unwrap_or(d.temperature),
+            top_k: o.top_k.unwrap_or(d.top_k),
+            top_p: o.top_p.unwrap_or(d.top_p),
+            min_p: o.min_p.unwrap_or(d.min_p),
+            repeat_penalty: o.repeat_penalty.unwrap_or(d.repeat_penalty),
+            repeat_last_n: o.repeat_last_n.unwrap_or(d.repeat_last_n),
+            seed,
+        };
+        let ids = self.core.tokenize_prompt(prompt).map_err(to_js)?;
+        let opts = GenerateOptions {
+            max_tokens: o.max_tokens.unwrap_or(GenerateOptions::default().max_tokens),
+            sampler,
+            stop: o.stop.unwrap_or_default(),
+        };
+        self.core.begin(&ids, opts).map_err(to_js)
+    }
+
+    /// One token: the new text piece, or undefined when generation has finished.
+    pub fn next(&mut self) -> Result<Option<String>, JsValue> {
+        self.core.next().map_err(to_js)
+    }
+
+    pub fn stats(&self) -> Result<JsValue, JsValue> {
+        serde_wasm_bindgen::to_value(self.core.stats()).map_err(|e| js_error("internal", &e.to_string()))
+    }
+
+    pub fn reset(&mut self) {
+        self.core.reset();
+    }
+
+    /// Bytes of wasm linear memory in use (the whole memory, as the browser accounts it).
+    #[wasm_bindgen(js_name = memoryBytes)]
+    pub fn memory_bytes(&self) -> f64 {
+        let mem: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+        let buf: js_sys::ArrayBuffer = mem.buffer().unchecked_into();
+        buf.byte_length() as f64
+    }
+}
