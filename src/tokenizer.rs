@@ -17,6 +17,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use crate::gguf::Gguf;
 use crate::{Error, Result};
 
 /// GGUF token types (`tokenizer.ggml.token_type`, same numbering as llama.cpp's `llama_token_type`).
@@ -227,12 +228,48 @@ const FIM_EOG_TEXTS: &[&str] =
       "<reponame>", "<|file_sep|>"];
 
 impl TokenizerSpec {
+    /// Reads the `tokenizer.ggml.*` keys (and `general.name`). Missing required keys are `Error::MissingKey`, keys of
+    /// the wrong type `Error::WrongType`; consistency is checked later by [`Tokenizer::from_spec`].
+    pub fn from_gguf(g: &Gguf) -> Result<TokenizerSpec> {
+        let owned = |v: Option<Vec<&str>>| v.map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
+        let tokens =
+            owned(g.opt_str_array("tokenizer.ggml.tokens")?).ok_or_else(|| Error::MissingKey("tokenizer.ggml.tokens".into()))?;
+        // A token id key whose value does not fit u32 is kept as u32::MAX, which from_spec then ignores as out of range.
+        let id = |key: &str| -> Result<Option<u32>> {
+            Ok(g.opt_u64(key)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+        };
+        Ok(TokenizerSpec {
+            model: g.req_str("tokenizer.ggml.model")?.to_owned(),
+            pre: g.opt_str("tokenizer.ggml.pre")?.map(str::to_owned),
+            tokens,
+            // llama.cpp also accepts integer scores; opt_f32_array converts any numeric array.
+            scores: g.opt_f32_array("tokenizer.ggml.scores")?.unwrap_or_default(),
+            token_types: g.opt_i32_array("tokenizer.ggml.token_type")?.unwrap_or_default(),
+            merges: owned(g.opt_str_array("tokenizer.ggml.merges")?).unwrap_or_default(),
+            bos_id: id("tokenizer.ggml.bos_token_id")?,
+            eos_id: id("tokenizer.ggml.eos_token_id")?,
+            eot_id: id("tokenizer.ggml.eot_token_id")?,
+            eom_id: id("tokenizer.ggml.eom_token_id")?,
+            unk_id: id("tokenizer.ggml.unknown_token_id")?,
+            pad_id: id("tokenizer.ggml.padding_token_id")?,
+            add_bos: g.opt_bool("tokenizer.ggml.add_bos_token")?,
+            add_eos: g.opt_bool("tokenizer.ggml.add_eos_token")?,
+            add_space_prefix: g.opt_bool("tokenizer.ggml.add_space_prefix")?,
+            name: g.opt_str("general.name")?.map(str::to_owned),
+        })
+    }
+
     fn type_of(&self, id: usize) -> i32 {
         self.token_types.get(id).copied().unwrap_or(token_type::NORMAL)
     }
 }
 
 impl Tokenizer {
+    /// Builds the tokenizer of a GGUF file from its own vocabulary (see [`TokenizerSpec::from_gguf`]).
+    pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
+        Tokenizer::from_spec(&TokenizerSpec::from_gguf(g)?)
+    }
+
     /// Builds a tokenizer from plain metadata. Distrusts it: counts, ids and merge strings are checked, and a
     /// problem is an `Error::Format` / `Error::Tokenizer` / `Error::Unsupported` naming it, never a panic.
     pub fn from_spec(spec: &TokenizerSpec) -> Result<Tokenizer> {
