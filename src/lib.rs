@@ -9,5 +9,6 @@ pub mod tensor;
 pub mod model;
 pub mod clock;
 pub mod tokenizer;
+pub mod chat;
 
 pub use error::{Error, Result};
