@@ -107,6 +107,18 @@ impl ChatTemplate {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
         });
         env.add_filter("tojson", tojson);
+        // Printed values as Python prints them: True / False / None (minijinja would write true / false / none).
+        env.set_formatter(|out, state, value| {
+            let python = match value.kind() {
+                minijinja::value::ValueKind::Bool => Some(if value.is_true() { "True" } else { "False" }),
+                minijinja::value::ValueKind::None => Some("None"),
+                _ => None,
+            };
+            match python {
+                Some(s) => out.write_str(s).map_err(minijinja::Error::from),
+                None => minijinja::escape_formatter(out, state, value),
+            }
+        });
         set_clock(&mut env, None);
         env.add_template_owned(TEMPLATE_NAME, source.to_owned())
             .map_err(|e| Error::Template(format!("the chat template does not compile: {}", describe(&e))))?;
