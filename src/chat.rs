@@ -376,6 +376,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn civil_dates() {
         // Known instants (date(1) / Python's datetime.utcfromtimestamp).
         let t = CivilTime::from_unix(0);
@@ -388,5 +389,17 @@ mod tests {
         assert_eq!(t.strftime("%I%p"), "01PM");
         let t = CivilTime::from_unix(-1); // 1969-12-31 23:59:59, a Wednesday
         assert_eq!(t.strftime("%F %T %a %y"), "1969-12-31 23:59:59 Wed 69");
+    }
+
+    #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn renders_with_python_semantics() {
+        // Jinja2 / Python behaviour the output is compared with (also on wasm32, where the clock comes from JS).
+        let src = "{% for m in messages %}{{ m.role.upper() }}:{{ m.content.strip() | tojson }}{% endfor %}\
+                   |{{ {'k': [1, none, true]} | tojson }}|{{ messages[0].content.startswith(' h') }}|{{ none }}\
+                   |{{ strftime_now('%Y') | length }}";
+        let t = ChatTemplate::new(src, "", "").unwrap();
+        let out = t.render(&[Message::new("user", " hé\n")], true).unwrap();
+        assert_eq!(out, "USER:\"hé\"|{\"k\": [1, null, true]}|True|None|4");
     }
 }

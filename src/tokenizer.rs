@@ -161,8 +161,8 @@ pub struct Tokenizer {
     types: Vec<i8>,
     /// Score per token (SPM only, else empty).
     scores: Vec<f32>,
-    /// All token ids sorted by text, for binary-search lookup.
-    by_text: Vec<u32>,
+    /// Text -> id lookup (hash index over `texts`).
+    index: TextIndex,
     max_token_len: usize,
     /// Control, user-defined and unknown tokens sorted by text (for finding which occur in a text).
     special_sorted: Vec<u32>,
@@ -178,6 +178,24 @@ pub struct Tokenizer {
     add_bos: bool,
     add_eos: bool,
     add_space_prefix: bool,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("model", &match self.model {
+                Model::Spm { .. } => "llama (SentencePiece)",
+                Model::Bpe(_) => "gpt2 (byte-level BPE)",
+            })
+            .field("vocab_size", &self.vocab_size())
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .field("eog", &self.eog)
+            .field("add_bos", &self.add_bos)
+            .field("add_eos", &self.add_eos)
+            .field("add_space_prefix", &self.add_space_prefix)
+            .finish()
+    }
 }
 
 /// A piece of text after cutting out special tokens.
@@ -336,9 +354,8 @@ impl Tokenizer {
                 )));
             }
         }
-        let find = |s: &str| -> Option<u32> {
-            by_text.binary_search_by(|&id| text_of(id as usize).cmp(s)).ok().map(|i| by_text[i])
-        };
+        let index = TextIndex::build(n, text_of);
+        let find = |s: &str| -> Option<u32> { index.get(s, |id| text_of(id as usize)) };
 
         let mut types: Vec<i8> = (0..n)
             .map(|i| match spec.type_of(i) {
@@ -465,7 +482,7 @@ impl Tokenizer {
             byte_offsets,
             types,
             scores,
-            by_text,
+            index,
             max_token_len,
             special_sorted,
             special_first_byte,
@@ -544,7 +561,7 @@ impl Tokenizer {
 
     /// Looks a token up by its exact vocabulary text.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.by_text.binary_search_by(|&id| self.token_str(id).cmp(text)).ok().map(|i| self.by_text[i])
+        self.index.get(text, |id| self.token_str(id))
     }
 
     /// Text -> token ids. `add_special` adds BOS / EOS as the metadata says (`add_bos_token`, `add_eos_token`);
@@ -635,10 +652,10 @@ impl Tokenizer {
     /// Cuts `text` at special tokens, llama.cpp's way: special tokens are taken longest text first, and each one is
     /// split out of every remaining text fragment (left to right, non-overlapping) before the next is tried.
     fn partition<'t>(&self, text: &'t str, parse_special: bool) -> Vec<Fragment<'t>> {
-        let mut frags = vec![Fragment::Text(text)];
         if text.is_empty() {
             return Vec::new();
         }
+        let mut frags = vec![Fragment::Text(text)];
         let allowed = |id: u32| {
             let t = self.types[id as usize] as i32;
             t == token_type::USER_DEFINED || (parse_special && (t == token_type::CONTROL || t == token_type::UNKNOWN))
@@ -712,7 +729,7 @@ impl Tokenizer {
         if s.len() > self.max_token_len {
             return None;
         }
-        let id = self.by_text.binary_search_by(|&id| self.token_str(id).cmp(s)).ok().map(|i| self.by_text[i])?;
+        let id = self.index.get(s, |id| self.token_str(id))?;
         matches!(self.types[id as usize] as i32, token_type::NORMAL | token_type::USER_DEFINED).then_some(id)
     }
 
@@ -813,6 +830,53 @@ impl Tokenizer {
             i = syms[k].next;
         }
         Ok(())
+    }
+}
+
+/// Open-addressing hash table of token ids keyed by their text (which stays in `Tokenizer::texts`): one u32 per
+/// slot, at most half full, linear probing. Lookups are the inner loop of SentencePiece merging, where a binary search
+/// over a 262144-token vocabulary (Gemma 3) cost most of the encoding time in cache misses.
+struct TextIndex {
+    /// `EMPTY` or a token id; `slots.len()` is a power of two >= 2 * number of tokens.
+    slots: Vec<u32>,
+}
+
+impl TextIndex {
+    const EMPTY: u32 = u32::MAX;
+
+    /// FNV-1a, 64-bit: deterministic (no random state to seed on wasm) and plenty for token texts.
+    fn hash(s: &str) -> u64 {
+        s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    }
+
+    /// `n` tokens, all texts distinct (checked by the caller); `n <= MAX_VOCAB` keeps the table bounded.
+    fn build<'a>(n: usize, text_of: impl Fn(usize) -> &'a str) -> TextIndex {
+        let size = (2 * n).next_power_of_two().max(2);
+        let mut slots = vec![Self::EMPTY; size];
+        let mask = size - 1;
+        for id in 0..n {
+            let mut i = Self::hash(text_of(id)) as usize & mask;
+            while slots[i] != Self::EMPTY {
+                i = (i + 1) & mask;
+            }
+            slots[i] = id as u32;
+        }
+        TextIndex { slots }
+    }
+
+    fn get<'a>(&self, s: &str, text_of: impl Fn(u32) -> &'a str) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = Self::hash(s) as usize & mask;
+        loop {
+            let id = self.slots[i];
+            if id == Self::EMPTY {
+                return None;
+            }
+            if text_of(id) == s {
+                return Some(id);
+            }
+            i = (i + 1) & mask;
+        }
     }
 }
 
@@ -960,6 +1024,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn byte_level_alphabet_is_a_bijection() {
         // Every byte has exactly one character in GPT-2's alphabet: 188 printable ones plus 68 shifted to U+0100...
         let mut seen = [false; 256];
@@ -990,6 +1055,7 @@ mod tests {
     const N: i32 = token_type::NORMAL;
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn spm_merges_follow_scores_then_position() {
         // SentencePiece BPE: the pair forming the best-scoring token merges first, the leftmost on equal scores.
         let mut v = vec![("<unk>", 0.0, token_type::UNKNOWN), ("<s>", 0.0, token_type::CONTROL), ("</s>", 0.0, token_type::CONTROL)];
@@ -1009,6 +1075,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn spm_byte_fallback_and_control_text() {
         let mut v = vec![("<unk>", 0.0, token_type::UNKNOWN), ("<s>", 0.0, token_type::CONTROL), ("</s>", 0.0, token_type::CONTROL)];
         let bytes: Vec<String> = (0..=255u8).map(|b| format!("<0x{b:02X}>")).collect();
@@ -1025,6 +1092,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn rejects_malformed_specs() {
         let ok = spm(&[("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3), ("a", -1.0, 1)]);
         assert!(Tokenizer::from_spec(&ok).is_ok());
@@ -1061,6 +1129,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn byte_tokens_parse() {
         assert_eq!(parse_byte_token("<0x0A>"), Some(10));
         assert_eq!(parse_byte_token("<0xff>"), Some(255));
