@@ -51,6 +51,24 @@ try {
       const d = new Uint8Array(await crypto.subtle.digest('SHA-256', all));
       return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
     },
+    /** PocketLM.load with progress captured; the instance is kept as window.models[name]. */
+    load(url, opts = {}, name = 'lm') {
+      const { abortAt, ...rest } = opts;
+      const ac = new AbortController();
+      return capture(async (onProgress) => {
+        const lm = await pocketlm.PocketLM.load(url, {
+          ...rest,
+          signal: abortAt === undefined ? undefined : ac.signal,
+          onProgress: (p) => {
+            onProgress(p);
+            if (abortAt !== undefined && p.loaded >= abortAt) ac.abort();
+          },
+        });
+        window.models[name] = lm;
+        return lm.info;
+      });
+    },
+    models: {},
     async entry(url) {
       const href = new URL(url, location.href).href;
       return (await pocketlm.ModelCache.list()).find((e) => e.url === href) ?? null;
