@@ -44,7 +44,11 @@ describe('worker protocol and client (fake engine)', () => {
     fs.writeFileSync(path.join(fakeWasm, 'pocketlm_bg.wasm'), Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
     execFileSync(process.execPath, [path.join(REPO, 'pkg', 'scripts', 'build.mjs'), '--out', path.join(tmp, 'dist'),
       '--simd128', fakeWasm], { stdio: 'pipe', env: { ...process.env, POCKETLM_WASM_OUT: '' } });
-    server = await new TestServer({ mounts: { '/models/': MODELS_DIR, '/fakepkg/': path.join(tmp, 'dist') } }).start();
+    execFileSync(process.execPath, [path.join(REPO, 'pkg', 'scripts', 'build.mjs'), '--out', path.join(tmp, 'nowasm')],
+      { stdio: 'pipe', env: { ...process.env, POCKETLM_WASM_OUT: '' } });
+    server = await new TestServer({
+      mounts: { '/models/': MODELS_DIR, '/fakepkg/': path.join(tmp, 'dist'), '/nowasm/': path.join(tmp, 'nowasm') },
+    }).start();
     browser = await launchBrowser();
     page = await openPage(browser.context, server.origin, '/fakepkg/');
   });
@@ -274,6 +278,15 @@ describe('worker protocol and client (fake engine)', () => {
       return [WebAssembly.validate(SIMD128_PROBE), WebAssembly.validate(RELAXED_SIMD_PROBE)];
     });
     assert.deepEqual(ok, [true, true]);
+  });
+
+  it('a package built without wasm fails to load with code "worker" and says how to build it', async () => {
+    const err = await page.evaluate(async () => {
+      const { PocketLM } = await import('/nowasm/index.js');
+      return PocketLM.load('/m/model.gguf').then(() => null, window.plainError);
+    });
+    assert.equal(err?.code, 'worker');
+    assert.match(err.message, /make pkg/);
   });
 
   it('leaves no errors on the page', () => {
