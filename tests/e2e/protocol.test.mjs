@@ -280,6 +280,27 @@ describe('worker protocol and client (fake engine)', () => {
     assert.deepEqual(ok, [true, true]);
   });
 
+  it('works on a cross-origin isolated page (COOP/COEP) with the model on another origin', async () => {
+    const isolated = await new TestServer({ isolation: true, mounts: { '/fakepkg/': path.join(tmp, 'dist') } }).start();
+    const p2 = await openPage(browser.context, isolated.origin, '/fakepkg/');
+    try {
+      const out = await p2.evaluate(async (url) => {
+        const r = await window.load(url, { threads: 4 }, 'iso');
+        const text = r.ok ? await window.models.iso.complete('iso', { maxTokens: 3 }) : null;
+        await window.models.iso?.unload();
+        return { isolated: window.crossOriginIsolated, r, text };
+      }, `${server.origin}/m/model.gguf`);
+      assert.equal(out.isolated, true);
+      must(out.r);
+      assert.equal(out.r.value.threads, 1); // no threads build yet: the single-thread build runs
+      assert.equal(out.text, fakeText('iso', 3));
+      assert.deepEqual(p2.problems, []);
+    } finally {
+      await p2.close();
+      await isolated.stop();
+    }
+  });
+
   it('a package built without wasm fails to load with code "worker" and says how to build it', async () => {
     const err = await page.evaluate(async () => {
       const { PocketLM } = await import('/nowasm/index.js');

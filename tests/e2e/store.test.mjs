@@ -225,6 +225,17 @@ describe('weight store', () => {
     }
   });
 
+  it('serialises concurrent downloads of one URL: one transfer, both succeed', async () => {
+    const { url, data } = file('concurrent.bin', 14);
+    const [a, b] = await page.evaluate((u) => Promise.all([window.download(u), window.download(u)]), url);
+    must(a);
+    must(b);
+    const st = server.stats(url);
+    assert.equal(st.requests, 1, JSON.stringify(st.log));
+    assert.equal(st.bytes, SIZE);
+    assert.equal(await storedSha256(url), sha256(data));
+  });
+
   it('ModelCache lists, measures, deletes and clears entries', async () => {
     await page.evaluate(() => window.pocketlm.ModelCache.clear());
     const a = file('list-a.bin', 12, 5 * MB);
