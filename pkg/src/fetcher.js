@@ -283,6 +283,7 @@ async function readCached(ctx, m, from, to, sink, hasher, st) {
 
 /** @param {store.Manifest} m @returns {[number, number][]} maximal runs [first, end) of missing chunks */
 function missingRuns(m) {
+  /** @type {[number, number][]} */
   const runs = [];
   for (let i = 0; i < m.chunkCount; i++) {
     if (m.chunks[i] === 1) continue;
