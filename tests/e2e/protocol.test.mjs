@@ -245,12 +245,14 @@ describe('worker protocol and client (fake engine)', () => {
   it('aborts a load with an AbortError, keeps the chunks, and the next load resumes', async () => {
     const model = fakeModel(24 * MB, 4);
     server.addFile('/m/slow.gguf', model);
+    server.configure('/m/slow.gguf', { bytesPerSecond: 16 * MB }); // the abort lands mid-download
     const first = await load('/m/slow.gguf', { chunkSize: 2 * MB, abortAt: 9 * MB }, 'slow');
     assert.equal(first.ok, false);
     assert.equal(first.error.name, 'AbortError');
     const partial = await entry('/m/slow.gguf');
     assert.ok(partial.bytes >= 8 * MB && !partial.complete, JSON.stringify(partial));
     server.resetStats();
+    server.resetBehavior('/m/slow.gguf');
     const second = await load('/m/slow.gguf', {}, 'slow');
     must(second);
     assert.equal(second.value.sha256, sha256(model));
