@@ -6,7 +6,8 @@ import * as store from './weight_store.js';
 import { startEngineModule } from './backend.js';
 import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
 
-/** WeightLoader.checkHeader() runs once this much has arrived, to reject a wrong file before a long download. */
+/** WeightLoader.checkHeader() runs from this much on (and again per chunk until the whole header is in), to reject a
+ * wrong file before a long download. */
 const HEADER_CHECK_BYTES = 1 << 20;
 
 /** @type {any} the wasm Engine, once loaded */
@@ -90,8 +91,8 @@ const HANDLERS = {
           loader.push(bytes);
           pushed += bytes.length;
           if (!checked && (pushed >= HEADER_CHECK_BYTES || pushed === total)) {
-            checked = true;
-            loader.checkHeader();
+            // false: the metadata runs past what has arrived; look again on the next chunk.
+            checked = loader.checkHeader();
           }
         },
       };

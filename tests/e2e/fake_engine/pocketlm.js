@@ -45,6 +45,7 @@ export class WeightLoader {
     if (this.n < 12 || b[0] !== 0x47 || b[1] !== 0x47 || b[2] !== 0x55 || b[3] !== 0x46) {
       throw coded('format', 'not a GGUF file (bad magic)');
     }
+    return true;
   }
 
   finish(contextSize) {
