@@ -5,5 +5,6 @@
 
 pub mod error;
 pub mod gguf;
+pub mod sampler;
 
 pub use error::{Error, Result};

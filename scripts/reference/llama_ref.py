@@ -85,9 +85,10 @@ def _round_away(x: np.ndarray) -> np.ndarray:
 
 
 def fake_quant_q8(x: np.ndarray, block: int, f16_scale: bool):
-    """Quantize rows of x (shape [T, n], n % block == 0) to 8-bit blocks; returns (x_hat, d, qsum).
+    """Quantize rows of x (shape [T, n], n % block == 0) to 8-bit blocks; returns (x_hat, d, d_f32, qsum).
 
-    x_hat [T, n] = q * d; d [T, n/block] (rounded to f16 when the format stores it so); qsum [T, n/block] = sum(q)."""
+    x_hat [T, n] = q * d; d [T, n/block] as stored (rounded to f16 when the format stores it so); d_f32 the scale
+    before that rounding (Q8_1's s = f16(d_f32 * sum(q)) is computed from it); qsum [T, n/block] = sum(q)."""
     tn, n = x.shape
     if n % block:
         raise ValueError(f"row of {n} values is not a whole number of {block}-blocks")
@@ -97,10 +98,11 @@ def fake_quant_q8(x: np.ndarray, block: int, f16_scale: bool):
     with np.errstate(divide="ignore"):
         inv = np.where(d > 0, np.float32(1) / np.where(d > 0, d, 1), 0).astype(np.float32)
     q = np.clip(_round_away(xb * inv[..., None]), -127, 127)
+    d_f32 = d
     if f16_scale:
         d = d.astype(np.float16).astype(np.float32)
     x_hat = (q * d[..., None]).reshape(tn, n)
-    return x_hat, d, q.sum(axis=-1)
+    return x_hat, d, d_f32, q.sum(axis=-1)
 
 
 @dataclasses.dataclass
@@ -230,14 +232,14 @@ class Runner:
         if kind is None:
             return x @ w.T
         if kind == "q8_k":
-            x_hat, _, _ = fake_quant_q8(x, 256, f16_scale=False)
+            x_hat = fake_quant_q8(x, 256, f16_scale=False)[0]
             return (x_hat.astype(self.dtype) @ w.T).astype(self.dtype)
-        x_hat, d, qsum = fake_quant_q8(x, 32, f16_scale=True)
+        x_hat, d, d_f32, qsum = fake_quant_q8(x, 32, f16_scale=True)
         y = x_hat.astype(self.dtype) @ w.T
         if kind == "q8_1":
             # W_deq = d_w*q_w + m, so W_deq . x_hat already holds m * d_x*sum(q_x); the engine uses m * s with
             # s = f16(d_x*sum(q_x)) instead: add the difference. mins [out, nb], s [T, nb].
-            s = (d * qsum).astype(np.float16).astype(np.float32)
+            s = (d_f32 * qsum).astype(np.float16).astype(np.float32)
             y = y + ((s - d * qsum).astype(self.dtype) @ wt.mins.astype(self.dtype).T)
         return y.astype(self.dtype)
 
