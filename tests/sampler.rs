@@ -3,6 +3,35 @@
 //! llama.cpp's repetition-penalty rule.
 use pocketlm::sampler::{Sampler, SamplerParams};
 use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts allocations made by the current thread (tests run on parallel threads, so a global count would mix).
+struct CountingAlloc;
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+// SAFETY: forwards every call unchanged to the system allocator; the counter is a const-initialized thread-local
+// Cell without destructor, so touching it never allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        System.realloc(ptr, layout, new_size)
+    }
+}
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+fn allocs() -> usize {
+    ALLOCS.with(|c| c.get())
+}
 
 /// Plain sampling at temperature `t`, every filter off.
 fn plain(t: f32, seed: u64) -> SamplerParams {
@@ -141,7 +170,11 @@ fn min_p_filters() {
 
 #[test]
 fn repetition_penalty_rule() {
-    let greedy_pen = |pen: f32, last_n: usize| SamplerParams { repeat_penalty: pen, repeat_last_n: last_n, ..SamplerParams::greedy() };
+    let greedy_pen = |pen: f32, last_n: usize| SamplerParams {
+        repeat_penalty: pen,
+        repeat_last_n: last_n,
+        ..SamplerParams::greedy()
+    };
     // Positive logit divided: 2.0 / 1.1 = 1.818 < 1.9, so the pick moves from 0 to 1.
     let mut s = Sampler::new(greedy_pen(1.1, 64), 4).unwrap();
     let mut l = vec![2.0, 1.9, -1.0, -0.5];
@@ -247,7 +280,8 @@ fn invalid_params_rejected() {
 #[test]
 fn params_json_defaults() {
     let d = SamplerParams::default();
-    assert_eq!((d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty, d.repeat_last_n), (0.8, 40, 0.95, 0.05, 1.0, 64));
+    let got = (d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty, d.repeat_last_n);
+    assert_eq!(got, (0.8, 40, 0.95, 0.05, 1.0, 64));
     let p: SamplerParams = serde_json::from_str(r#"{"temperature": 0, "seed": 7}"#).unwrap();
     assert_eq!(p, SamplerParams { temperature: 0.0, seed: 7, ..d.clone() });
     let back: SamplerParams = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
@@ -268,6 +302,31 @@ fn degenerate_logits() {
     }
 }
 
+#[test]
+fn sample_does_not_allocate() {
+    let n = 5000;
+    let logits = test_logits(n, 11, 3.0);
+    let history: Vec<u32> = (0..100).map(|i| (i * 37 % n) as u32).collect();
+    for p in [
+        SamplerParams { repeat_penalty: 1.3, ..plain(0.9, 1) },           // full sort
+        SamplerParams { top_k: 50, top_p: 0.9, min_p: 0.05, repeat_penalty: 1.1, ..plain(0.7, 2) },
+        SamplerParams { repeat_penalty: 1.2, ..SamplerParams::greedy() },
+    ] {
+        let mut s = Sampler::new(p, n).unwrap();
+        let mut buf = logits.clone();
+        let before = allocs();
+        for _ in 0..20 {
+            buf.copy_from_slice(&logits);
+            s.sample(&mut buf, &history);
+        }
+        assert_eq!(allocs() - before, 0, "{:?}", s.params());
+    }
+    // The counter works (guards the test itself).
+    let before = allocs();
+    let v = vec![1u8; 10];
+    assert!(allocs() > before && v.len() == 10);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     /// Any valid parameters: the pick is in range and among the top_k largest logits (ties included).
@@ -278,7 +337,9 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let n = logits.len();
-        let p = SamplerParams { temperature: temp, top_k: k, top_p, min_p, repeat_penalty: 1.0, repeat_last_n: 0, seed };
+        let p = SamplerParams {
+            temperature: temp, top_k: k, top_p, min_p, repeat_penalty: 1.0, repeat_last_n: 0, seed,
+        };
         let mut s = Sampler::new(p, n).unwrap();
         let t = s.sample(&mut logits.clone(), &[]) as usize;
         prop_assert!(t < n);
