@@ -3,10 +3,11 @@
 //! Data flows one way: bytes -> [`gguf`] view -> [`tensor`] views -> [`model`] forward -> logits -> [`sampler`] ->
 //! token -> [`tokenizer`] text -> ([`wasm`] API on wasm32).
 
+pub mod clock;
 pub mod error;
 pub mod gguf;
-pub mod tensor;
 pub mod model;
-pub mod clock;
+pub mod sampler;
+pub mod tensor;
 
 pub use error::{Error, Result};
