@@ -59,8 +59,9 @@ test-wasm:
 	cargo test --target wasm32-unknown-unknown -p pocketlm-simd
 	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
 
-test-e2e: pkg
-	node --test tests/e2e/
+test-e2e: pkg cli
+	bash scripts/e2e_greedy.sh
+	POCKETLM_E2E_ENGINE=1 node --test --test-concurrency=1 tests/e2e/
 
 demo: setup models pkg
 	node tests/e2e/server.mjs --serve
