@@ -238,7 +238,7 @@ impl Sampler {
         let inv_t = 1.0 / p.temperature as f64;
         let mut total = 0.0f64;
         for c in cand.iter_mut() {
-            let e = ((c.v as f64 - max as f64) * inv_t).exp();
+            let e = libm::exp((c.v as f64 - max as f64) * inv_t);
             c.v = e as f32;
             total += e;
         }
