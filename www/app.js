@@ -18,9 +18,10 @@ const PRESETS = [
   { id: 'custom', label: 'Other GGUF URL…', url: '' },
 ];
 const PHASES = { download: 'Downloading', cache: 'Reading from browser storage', init: 'Preparing the model' };
-const BACKENDS = { 'relaxed-simd': 'relaxed SIMD', simd128: 'SIMD128' };
+const BACKENDS = { 'relaxed-simd': 'relaxed SIMD', simd128: 'SIMD128', scalar: 'scalar (no SIMD)' };
 const TOOL_OPTIONS = { temperature: 0.2, topP: 0.9, repeatPenalty: 1.1 };
 const SETTINGS_KEY = 'pocketlm-demo-settings';
+const NARROW = '(max-width: 52rem)'; // the one-column layout in style.css
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -67,6 +68,8 @@ async function init() {
   }
   syncPreset();
   restoreSettings();
+  // On a phone the stored-model list would push the chat far down; it opens on demand there.
+  if (matchMedia(NARROW).matches) $('cache-panel').open = false;
   wireEvents();
   updateControls();
 
@@ -77,11 +80,11 @@ async function init() {
     showLoadError(FAKE
       ? 'Could not load the fake engine (www/dev/fake-pocketlm.js).'
       : 'The pocketlm package was not found next to this site (pkg/dist/index.js). Build it with “make pkg”.');
-    setEngineStatus('Engine unavailable.');
+    setEngineStatus('Engine unavailable');
     updateControls();
     return;
   }
-  setEngineStatus(FAKE ? 'No model loaded (fake engine for UI development).' : 'No model loaded.');
+  setEngineStatus(FAKE ? 'No model loaded (FAKE engine for UI development)' : 'No model loaded');
   updateControls();
   refreshCache();
 
@@ -203,7 +206,7 @@ function updateControls() {
   el.toolOutput.setAttribute('aria-busy', String(busy && state.generating.kind === 'tool'));
 
   for (const b of el.cacheList.querySelectorAll('button')) b.disabled = loading;
-  el.cacheClear.disabled = loading || el.cacheList.children.length === 0;
+  el.cacheClear.disabled = loading || !Number(el.cacheList.dataset.count);
   el.chatInput.placeholder = ready ? 'Message the model…' : 'Load a model to start chatting…';
 }
 
@@ -257,6 +260,7 @@ async function loadSelected() {
       phase = p;
       meter.reset();
       el.progressPhase.textContent = PHASES[p] ?? p;
+      refreshCache(); // a new download shows up as a partial entry
     }
     meter.add(loaded);
     if (total > 0) {
@@ -271,7 +275,10 @@ async function loadSelected() {
   };
 
   try {
-    const lm = await state.engine.PocketLM.load(url, { onProgress, signal: ctl.signal });
+    // More than one thread is used only where the package has its threaded build and the page is cross-origin
+    // isolated; otherwise the package runs one thread.
+    const threads = Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
+    const lm = await state.engine.PocketLM.load(url, { onProgress, signal: ctl.signal, threads });
     state.lm = lm;
     state.loadedUrl = url;
     el.progress.value = el.progress.max;
@@ -281,17 +288,17 @@ async function loadSelected() {
     el.modelSummary.textContent = `${lm.info.name || fileName(url)} · ready`;
     updateContextStat(0);
     el.progressBox.hidden = true;
-    if (matchMedia('(max-width: 52rem)').matches) el.modelPanel.open = false;
+    if (matchMedia(NARROW).matches) el.modelPanel.open = false;
     state.engine.ModelCache.persist?.().catch(() => {});
   } catch (err) {
     el.modelSummary.textContent = 'not loaded';
     el.progressBox.hidden = true;
     if (isAbort(err)) {
-      setEngineStatus('Loading cancelled.');
+      setEngineStatus('Loading cancelled');
       showLoadError('Loading cancelled. What was already downloaded is kept, so loading again continues from there.');
     } else {
       console.error(err);
-      setEngineStatus('No model loaded.');
+      setEngineStatus('No model loaded');
       showLoadError(describeError(err));
     }
   } finally {
@@ -354,7 +361,7 @@ async function unload() {
   state.loadedUrl = null;
   el.modelInfo.hidden = true;
   el.modelSummary.textContent = 'not loaded';
-  setEngineStatus('No model loaded.');
+  setEngineStatus('No model loaded');
   updateContextStat(null);
   updateControls();
   try {
@@ -366,7 +373,7 @@ async function unload() {
 }
 
 function isAbort(err) {
-  return err?.name === 'AbortError';
+  return err?.name === 'AbortError' || err?.code === 'aborted';
 }
 
 /** A sentence a user can act on, from a PocketLMError's stable code. */
@@ -374,8 +381,12 @@ function describeError(err) {
   const detail = err?.message ? ` (${err.message})` : '';
   switch (err?.code) {
     case 'network': return 'The download was interrupted by a network error. Loading again continues where it stopped.';
-    case 'http': return `The server did not deliver the model file${detail}.`;
+    case 'http': return `The server did not deliver the model file${err.status ? ` (HTTP ${err.status})` : detail}.`;
     case 'quota': return 'Not enough browser storage for this model. Delete stored models below, or free disk space.';
+    case 'storage': return `The browser storage failed${detail}. Private windows may not allow storing models.`;
+    case 'memory': return 'The model does not fit in the memory this page can use. Try a smaller model or context.';
+    case 'worker': return `The engine could not start: ${err.message}`;
+    case 'unloaded': return 'The model was unloaded. Load it again to continue.';
     case 'integrity': return 'The downloaded file does not match its checksum, so it was discarded. Try loading again.';
     case 'format': return `This file is not a GGUF model the engine can read${detail}.`;
     case 'unsupported': return `This model needs something the engine does not support yet${detail}.`;
@@ -403,12 +414,14 @@ async function refreshCache() {
   el.cacheSummary.textContent = entries.length ? `${entries.length} stored` : '';
   el.cacheList.dataset.count = String(entries.length);
   try {
-    const { usage, quota } = await cache.usage();
-    const share = quota > 0 ? Math.min(1, usage / quota) : 0;
-    el.usageFill.style.width = `${Math.max(share * 100, usage > 0 ? 1 : 0)}%`;
-    el.usageText.textContent = quota > 0
-      ? `Storage used: ${formatBytes(usage)} of ${formatBytes(quota)} available to this site`
-      : `Storage used: ${formatBytes(usage)}`;
+    // { bytes: stored by pocketlm, usage/quota: the whole site per navigator.storage.estimate(), or null }
+    const u = await cache.usage();
+    const used = Number.isFinite(u.usage) ? u.usage : u.bytes;
+    const quota = Number.isFinite(u.quota) ? u.quota : 0;
+    el.usageFill.style.width = quota > 0 ? `${Math.max(1, Math.min(100, (100 * used) / quota))}%` : '0%';
+    el.usageText.textContent = `Models: ${formatBytes(u.bytes ?? 0)}`
+      + (quota > 0 ? ` · site storage ${formatBytes(used)} of ${formatBytes(quota)}` : '')
+      + (u.persisted ? ' · kept (persistent)' : '');
   } catch {
     el.usageText.textContent = 'Storage use is not available in this browser.';
   }
@@ -422,7 +435,7 @@ function listNote(text) {
   return li;
 }
 
-function cacheItem({ url, bytes, complete, storedAt }) {
+function cacheItem({ url, bytes, size, complete, storedAt }) {
   const li = document.createElement('li');
   li.className = 'cache-item';
   li.dataset.url = url;
@@ -436,7 +449,7 @@ function cacheItem({ url, bytes, complete, storedAt }) {
   const tag = document.createElement('span');
   tag.className = `tag ${complete ? 'ok' : 'partial'}`;
   tag.textContent = complete ? 'complete' : 'partial';
-  meta.append(tag, ` ${formatBytes(bytes)}`);
+  meta.append(tag, complete || !size ? ` ${formatBytes(size || bytes)}` : ` ${toMB(bytes)} / ${formatBytes(size)}`);
   if (when && !Number.isNaN(when.getTime())) {
     meta.append(' · ');
     const time = document.createElement('time');
@@ -657,12 +670,17 @@ async function generateReply() {
   if (outcome === 'stopped' && text.trim()) addMeta(node, 'Stopped.', 'stopped');
   else if (outcome === 'stopped') addMessage('notice', 'Stopped before the model wrote anything.');
   else if (outcome === 'error') addMessage('notice', describeError(error)).classList.add('error');
-  else if (stats) addMeta(node, `${stats.generatedTokens} tokens · ${stats.decodeTokensPerSecond.toFixed(1)} tok/s`);
+  else if (stats) addMeta(node, replyMeta(stats));
 
   const hadFocus = document.activeElement === el.stopBtn;
   state.generating = null;
   updateControls();
   if (hadFocus) el.chatInput.focus();
+}
+
+const FINISH = { length: ' · reached max tokens', context: ' · context full' };
+function replyMeta(st) {
+  return `${st.generatedTokens} tokens · ${st.decodeTokensPerSecond.toFixed(1)} tok/s${FINISH[st.finishReason] ?? ''}`;
 }
 
 /** Shows the engine's own numbers for the last call; returns them when they are usable. */

@@ -19,6 +19,7 @@ const SHOTS = path.join(ROOT, 'target/screenshots');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SERVER = path.join(ROOT, 'tests/e2e/server.mjs');
 const PKG_ENTRY = path.join(ROOT, 'pkg/dist/index.js');
+const PKG_WASM = path.join(ROOT, 'pkg/dist/wasm/simd128/pocketlm_bg.wasm'); // `make pkg` puts the engine here
 const MODELS = process.env.POCKETLM_MODELS
   ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'pocketlm/models');
 const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
@@ -91,6 +92,7 @@ function missing({ engine }) {
   if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
   if (!fs.existsSync(SERVER)) return 'tests/e2e/server.mjs is missing';
   if (engine && !fs.existsSync(PKG_ENTRY)) return 'pkg/dist/index.js is missing: build the package with `make pkg`';
+  if (engine && !fs.existsSync(PKG_WASM)) return 'pkg/dist has no wasm engine (dist/wasm/simd128): build it with `make pkg`';
   if (engine && !fs.existsSync(path.join(MODELS, MODEL_FILE))) return `${MODEL_FILE} is not in ${MODELS}: run \`make models\``;
   return null;
 }
@@ -104,12 +106,11 @@ function gate(name, opts) {
   return { skip: reason };
 }
 
+/** The project's test server (repository root, models under /models/), cross-origin isolated like `make demo`. */
 async function startDemoServer() {
-  const mod = await import(pathToFileURL(SERVER));
-  const srv = await mod.startServer({ root: ROOT, modelsDir: MODELS, port: 0, host: '127.0.0.1' });
-  const url = srv.url ?? srv.origin;
-  assert.ok(url, 'server.mjs startServer() returned no url');
-  return { origin: new URL(url).origin, close: () => srv.close() };
+  const { TestServer } = await import(pathToFileURL(SERVER));
+  const srv = await new TestServer({ root: ROOT, mounts: { '/models/': MODELS }, isolation: true }).start();
+  return { origin: srv.origin, stop: () => srv.stop(), start: () => srv.start(), close: () => srv.stop() };
 }
 
 async function launch(viewport) {
@@ -306,7 +307,45 @@ async function walkThrough({ fake }) {
     await shot(page, `demo-${mode}-top-phone`);
     await page.setViewportSize(DESKTOP);
 
-    // ---- cache manager: the loaded model is listed as complete, then deleted
+    // ---- offline: the service worker serves the site (and the package) when the server is gone
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload(); // now controlled by the service worker, which caches what this visit fetches
+    await page.waitForFunction(() => !document.getElementById('load-btn').disabled, null, { timeout: 30_000 });
+    assert.ok(await page.evaluate(() => !!navigator.serviceWorker.controller), 'the service worker controls the page');
+    if (!fake) {
+      // A second load comes from IndexedDB, with no request for the model file.
+      const before = [...requests].length;
+      await page.click('#load-btn');
+      await page.waitForFunction(() => /^Ready/.test(document.getElementById('status-engine').textContent)
+        || !document.getElementById('load-error').hidden, null, { timeout: slow });
+      assert.equal(await page.isHidden('#load-error'), true, `reload from cache: ${await page.textContent('#load-error')}`);
+      const again = [...requests].slice(before).filter((u) => u.includes('/models/'));
+      assert.deepEqual(again, [], 'a cached model is loaded without the network');
+    }
+    await server.stop();
+    try {
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById('status-engine').textContent !== 'Starting…', null, { timeout: 30_000 });
+      assert.match(await page.textContent('h1'), /pocketlm/);
+      assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('.main')).display), 'flex', 'styles offline');
+      if (fake) {
+        // The development stand-in is never cached, so offline it is simply missing.
+        assert.match(await page.textContent('#status-engine'), /Engine unavailable/);
+      } else {
+        await page.click('#load-btn');
+        await page.waitForFunction(() => /^Ready/.test(document.getElementById('status-engine').textContent)
+          || !document.getElementById('load-error').hidden, null, { timeout: slow });
+        assert.equal(await page.isHidden('#load-error'), true, `offline load: ${await page.textContent('#load-error')}`);
+      }
+    } finally {
+      await server.start();
+    }
+    if (fake) {
+      await page.goto(`${server.origin}/www/?fake=1`);
+      await page.waitForFunction(() => !document.getElementById('load-btn').disabled, null, { timeout: 30_000 });
+    }
+
+    // ---- cache manager: the stored model is listed as complete, then deleted
     const item = page.locator('.cache-item', { hasText: MODEL_FILE });
     await item.waitFor({ timeout: 10_000 });
     assert.match(await item.textContent(), /complete/);

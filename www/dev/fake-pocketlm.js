@@ -3,7 +3,7 @@
 // It has the package's API shape (PocketLM, ModelCache, PocketLMError), makes no network request at all, and
 // "generates" canned text word by word on timers. Nothing here is a language model.
 
-const STORE_KEY = 'pocketlm-fake-cache'; // localStorage: [{ url, bytes, complete, storedAt }]
+const STORE_KEY = 'pocketlm-fake-cache'; // localStorage: [{ url, bytes, size, complete, storedAt, sha256 }]
 const FAKE_BYTES = 98_362_432; // the size of the real default model, so the UI shows realistic numbers
 
 export class PocketLMError extends Error {
@@ -14,7 +14,7 @@ export class PocketLMError extends Error {
   }
 }
 
-const abortError = () => new DOMException('The operation was aborted.', 'AbortError');
+const abortError = () => Object.assign(new PocketLMError('aborted', 'The operation was aborted.'), { name: 'AbortError' });
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   if (signal?.aborted) return reject(abortError());
   const t = setTimeout(resolve, ms);
@@ -43,13 +43,16 @@ export const ModelCache = {
     return readStore();
   },
   async delete(url) {
-    writeStore(readStore().filter((e) => e.url !== url));
+    const before = readStore();
+    writeStore(before.filter((e) => e.url !== url));
+    return before.some((e) => e.url === url);
   },
   async clear() {
     writeStore([]);
   },
   async usage() {
-    return { usage: readStore().reduce((n, e) => n + e.bytes, 0) + 350_000, quota: 10_737_418_240 };
+    const bytes = readStore().reduce((n, e) => n + e.bytes, 0);
+    return { bytes, usage: bytes + 350_000, quota: 10_737_418_240, persisted: false };
   },
   async persist() {
     return true;
@@ -105,13 +108,13 @@ export class PocketLM {
           await sleep(60, signal);
           loaded = Math.min(FAKE_BYTES, loaded + chunk);
           progress(loaded, FAKE_BYTES, 'download');
-          if (loaded % (chunk * 8) === 0) upsert({ url, bytes: loaded, complete: false, storedAt: Date.now() });
+          if (loaded % (chunk * 8) === 0) upsert({ url, bytes: loaded, size: FAKE_BYTES, complete: false, storedAt: Date.now(), sha256: null });
         }
       } catch (err) {
-        upsert({ url, bytes: loaded, complete: false, storedAt: Date.now() });
+        upsert({ url, bytes: loaded, size: FAKE_BYTES, complete: false, storedAt: Date.now(), sha256: null });
         throw err;
       }
-      upsert({ url, bytes: FAKE_BYTES, complete: true, storedAt: Date.now() });
+      upsert({ url, bytes: FAKE_BYTES, size: FAKE_BYTES, complete: true, storedAt: Date.now(), sha256: null });
     }
     for (let i = 0; i <= 30; i += 5) {
       await sleep(30, signal);
@@ -120,7 +123,7 @@ export class PocketLM {
     return new PocketLM({
       architecture: 'llama', name: `${name.replace(/\.gguf$/i, '')} (FAKE engine)`, parameters: 134_515_008,
       quantization: 'Q4_1', fileBytes: FAKE_BYTES, contextSize, vocabSize: 49_152, backend: 'relaxed-simd',
-      threads: Math.min(4, navigator.hardwareConcurrency || 1), chatTemplate: 'chatml',
+      threads: 1, chatTemplate: true,
     });
   }
 
@@ -137,19 +140,22 @@ export class PocketLM {
     await sleep(150, signal); // "prefill"
     const t1 = performance.now();
     let n = 0;
-    this.lastStats = null;
+    let finishReason = 'aborted';
+    const all = pieces(text);
     try {
-      for (const piece of pieces(text).slice(0, maxTokens)) {
+      for (const piece of all.slice(0, maxTokens)) {
         await sleep(45, signal);
         n++;
         yield piece;
       }
+      finishReason = all.length > maxTokens ? 'length' : 'eos';
     } finally {
       const t2 = performance.now();
       this.lastStats = {
         promptTokens, generatedTokens: n,
         prefillTokensPerSecond: (promptTokens * 1000) / (t1 - t0),
         decodeTokensPerSecond: n ? (n * 1000) / (t2 - t1) : 0,
+        finishReason,
       };
     }
   }
