@@ -389,7 +389,52 @@ describe('demo page (fake engine)', () => {
     if (g.fail) assert.fail(g.fail);
     await walkThrough({ fake: true });
   });
+  test('?model= prefills only; Cancel keeps a partial download; non-http URLs are refused', { skip: g.skip, timeout: 60_000 }, async () => {
+    if (g.fail) assert.fail(g.fail);
+    await loadControls();
+  });
 });
+
+/** ?model= prefills without fetching; Cancel stops a load and keeps the partial download; bad URLs are refused. */
+async function loadControls() {
+  const server = await startDemoServer();
+  const browser = await launch(PHONE);
+  const requests = [];
+  const page = browser.context.pages()[0] ?? await browser.context.newPage();
+  try {
+    browser.context.on('request', (r) => requests.push(r.url()));
+    const foreign = 'https://models.example.org/other.gguf';
+    await page.goto(`${server.origin}/www/?fake=1&model=${encodeURIComponent(foreign)}`);
+    await page.waitForFunction(() => !document.getElementById('load-btn').disabled, null, { timeout: 30_000 });
+    assert.equal(await page.inputValue('#preset'), 'custom');
+    assert.equal(await page.inputValue('#model-url'), foreign);
+    assert.ok(!requests.some((u) => u.startsWith(foreign)), `a ?model= link must not start a download: ${requests}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `page scrolls sideways by ${overflow}px at 375px`);
+
+    await page.fill('#model-url', 'javascript:alert(1)');
+    await page.click('#load-btn');
+    assert.equal(await page.isVisible('#load-error'), true, 'a non-http(s) URL is refused');
+
+    await page.selectOption('#preset', 'smollm2');
+    assert.equal(await page.isHidden('#url-field'), true);
+    await page.click('#load-btn');
+    await page.waitForFunction(() => document.getElementById('load-progress').value > 10e6, null, { timeout: 30_000 });
+    await page.click('#cancel-btn');
+    await page.waitForSelector('#load-error:not([hidden])');
+    assert.match(await page.textContent('#load-error'), /cancelled/i);
+    assert.equal(await page.isEnabled('#load-btn'), true);
+    assert.equal(await page.isHidden('#cancel-btn'), true);
+    assert.match(await page.textContent('#status-engine'), /cancelled/i);
+    await page.click('#cache-panel summary'); // closed by default on a phone
+    const item = page.locator('.cache-item', { hasText: MODEL_FILE });
+    await item.waitFor({ timeout: 10_000 });
+    assert.match(await item.textContent(), /partial/);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
 
 describe('demo page (engine)', () => {
   const g = gate('demo page (engine)', { engine: true });
