@@ -309,7 +309,8 @@ async function loadSelected() {
 }
 
 function progressDetail(phase, loaded, total, rate) {
-  if (phase === 'init') return total > 0 ? `${Math.floor((100 * loaded) / total)}% of the weights prepared` : '';
+  // The package reports 'init' with loaded === total: every byte is in, the engine is building the model.
+  if (phase === 'init') return `${formatBytes(total)} in memory · building the model…`;
   const parts = [total > 0 ? `${toMB(loaded)} / ${toMB(total)} MB` : `${toMB(loaded)} MB`];
   if (Number.isFinite(rate) && rate > 0) {
     parts.push(`${(rate / 1e6).toFixed(1)} MB/s`);
