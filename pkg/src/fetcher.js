@@ -49,8 +49,7 @@ export async function ensureWeights(url, opts = {}) {
       } catch (e) {
         if (!(e instanceof Restart)) throw e;
         if (attempt === 3) {
-          throw new PocketLMError('network', `${url} changed on the server ${attempt} times while it was being `
-            + 'downloaded; try again later');
+          throw new PocketLMError('network', `${url}: gave up after ${attempt} attempts (${e.message}); try again later`);
         }
       }
     }
@@ -170,7 +169,7 @@ async function resume(ctx, m) {
       if (changed(m, res)) { // too late to keep the sink: start over from a fresh entry
         cancel(res);
         await store.deleteEntry(ctx.url);
-        throw new Restart();
+        throw new Restart('the file changed on the server during the download');
       }
       if (res.status === 200) skip = run[0] * m.chunkSize;
       else checkContentRange(ctx, res, m, run);
@@ -271,7 +270,7 @@ async function readCached(ctx, m, from, to, sink, hasher, st) {
     if (!(buf instanceof ArrayBuffer) || buf.byteLength !== store.chunkLength(m, i)) {
       // A damaged entry (storage cleared underneath us, a bug in an older version): never use it, refetch.
       await store.deleteEntry(ctx.url);
-      throw new Restart();
+      throw new Restart(`chunk ${i} of the cached copy was missing or damaged`);
     }
     const bytes = new Uint8Array(buf);
     if (sink) sink.push(bytes);
@@ -283,6 +282,7 @@ async function readCached(ctx, m, from, to, sink, hasher, st) {
 
 /** @param {store.Manifest} m @returns {[number, number][]} maximal runs [first, end) of missing chunks */
 function missingRuns(m) {
+  /** @type {[number, number][]} */
   const runs = [];
   for (let i = 0; i < m.chunkCount; i++) {
     if (m.chunks[i] === 1) continue;

@@ -2,7 +2,6 @@
 
 import * as store from './weight_store.js';
 import { WorkerConnection, resolveUrl, spawnWorker } from './rpc.js';
-import { PocketLMError } from './errors.js';
 
 /**
  * @typedef {object} CacheEntry
@@ -83,7 +82,7 @@ export class ModelCache {
         storageEstimate: /** @type {any} */ (options).__storageEstimate,
       }, { signal: options.signal, onEvent: (m) => m.progress && callProgress(options.onProgress, m.progress) });
     } finally {
-      conn.close(new PocketLMError('aborted', 'download finished'));
+      conn.close(); // nothing is pending by now; this only ends the worker
     }
   }
 }

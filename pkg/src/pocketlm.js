@@ -30,7 +30,10 @@ import { PocketLMError, throwIfAborted } from './errors.js';
 const NUMBER_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed'];
 const INTEGER_OPTIONS = new Set(['maxTokens', 'topK', 'repeatLastN', 'seed']);
 
-/** The engine's share of the options: checked here, so a mistake fails at the call, with its name. */
+/**
+ * The engine's share of the options: checked here, so a mistake fails at the call, with its name.
+ * @param {GenerateOptions} [opts]
+ */
 function engineOptions(opts = {}) {
   if (typeof opts !== 'object' || opts === null) {
     throw new PocketLMError('invalid-argument', 'options must be an object');

@@ -201,7 +201,7 @@ function plainStats(v) {
 // A macrotask boundary without setTimeout's 4 ms clamp: a message to ourselves queues behind messages already
 // posted to this worker (both are posted-message tasks), so a pending 'cancel' is handled first.
 const channel = new MessageChannel();
-/** @type {(() => void)[]} */
+/** @type {((value?: unknown) => void)[]} */
 const wakeups = [];
 channel.port1.onmessage = () => wakeups.shift()?.();
 function nextTask() {

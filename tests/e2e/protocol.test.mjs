@@ -44,7 +44,11 @@ describe('worker protocol and client (fake engine)', () => {
     fs.writeFileSync(path.join(fakeWasm, 'pocketlm_bg.wasm'), Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
     execFileSync(process.execPath, [path.join(REPO, 'pkg', 'scripts', 'build.mjs'), '--out', path.join(tmp, 'dist'),
       '--simd128', fakeWasm], { stdio: 'pipe', env: { ...process.env, POCKETLM_WASM_OUT: '' } });
-    server = await new TestServer({ mounts: { '/models/': MODELS_DIR, '/fakepkg/': path.join(tmp, 'dist') } }).start();
+    execFileSync(process.execPath, [path.join(REPO, 'pkg', 'scripts', 'build.mjs'), '--out', path.join(tmp, 'nowasm')],
+      { stdio: 'pipe', env: { ...process.env, POCKETLM_WASM_OUT: '' } });
+    server = await new TestServer({
+      mounts: { '/models/': MODELS_DIR, '/fakepkg/': path.join(tmp, 'dist'), '/nowasm/': path.join(tmp, 'nowasm') },
+    }).start();
     browser = await launchBrowser();
     page = await openPage(browser.context, server.origin, '/fakepkg/');
   });
@@ -241,12 +245,14 @@ describe('worker protocol and client (fake engine)', () => {
   it('aborts a load with an AbortError, keeps the chunks, and the next load resumes', async () => {
     const model = fakeModel(24 * MB, 4);
     server.addFile('/m/slow.gguf', model);
+    server.configure('/m/slow.gguf', { bytesPerSecond: 16 * MB }); // the abort lands mid-download
     const first = await load('/m/slow.gguf', { chunkSize: 2 * MB, abortAt: 9 * MB }, 'slow');
     assert.equal(first.ok, false);
     assert.equal(first.error.name, 'AbortError');
     const partial = await entry('/m/slow.gguf');
     assert.ok(partial.bytes >= 8 * MB && !partial.complete, JSON.stringify(partial));
     server.resetStats();
+    server.resetBehavior('/m/slow.gguf');
     const second = await load('/m/slow.gguf', {}, 'slow');
     must(second);
     assert.equal(second.value.sha256, sha256(model));
@@ -274,6 +280,36 @@ describe('worker protocol and client (fake engine)', () => {
       return [WebAssembly.validate(SIMD128_PROBE), WebAssembly.validate(RELAXED_SIMD_PROBE)];
     });
     assert.deepEqual(ok, [true, true]);
+  });
+
+  it('works on a cross-origin isolated page (COOP/COEP) with the model on another origin', async () => {
+    const isolated = await new TestServer({ isolation: true, mounts: { '/fakepkg/': path.join(tmp, 'dist') } }).start();
+    const p2 = await openPage(browser.context, isolated.origin, '/fakepkg/');
+    try {
+      const out = await p2.evaluate(async (url) => {
+        const r = await window.load(url, { threads: 4 }, 'iso');
+        const text = r.ok ? await window.models.iso.complete('iso', { maxTokens: 3 }) : null;
+        await window.models.iso?.unload();
+        return { isolated: window.crossOriginIsolated, r, text };
+      }, `${server.origin}/m/model.gguf`);
+      assert.equal(out.isolated, true);
+      must(out.r);
+      assert.equal(out.r.value.threads, 1); // no threads build yet: the single-thread build runs
+      assert.equal(out.text, fakeText('iso', 3));
+      assert.deepEqual(p2.problems, []);
+    } finally {
+      await p2.close();
+      await isolated.stop();
+    }
+  });
+
+  it('a package built without wasm fails to load with code "worker" and says how to build it', async () => {
+    const err = await page.evaluate(async () => {
+      const { PocketLM } = await import('/nowasm/index.js');
+      return PocketLM.load('/m/model.gguf').then(() => null, window.plainError);
+    });
+    assert.equal(err?.code, 'worker');
+    assert.match(err.message, /make pkg/);
   });
 
   it('leaves no errors on the page', () => {

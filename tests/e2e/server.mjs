@@ -37,6 +37,7 @@ const MIME = {
  * @property {boolean} [ignoreRange]  answer Range requests with 200 and the whole file
  * @property {boolean} [etag]         send ETag (default true)
  * @property {boolean} [lastModified] send Last-Modified (default true)
+ * @property {number} [bytesPerSecond] pace the body (so a test can act in the middle of a download)
  */
 
 /**
@@ -226,6 +227,7 @@ export class TestServer {
         const drop = dropAfter !== null && sent + c.length >= dropAfter;
         if (drop) c = c.subarray(0, dropAfter - sent);
         if (c.length > 0) {
+          if (b.bytesPerSecond) await new Promise((r) => setTimeout(r, (c.length / b.bytesPerSecond) * 1000));
           const ok = res.write(c);
           sent += c.length;
           stat.bytes += c.length;
