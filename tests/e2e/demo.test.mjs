@@ -2,7 +2,8 @@
 //
 // - "tools.js / format.js": the page's pure helpers under node (sentiment parsing, sizes, speed).
 // - "demo page (fake engine)": the UI mechanics against www/dev/fake-pocketlm.js (`?fake=1`), which needs only
-//   Chromium and the test server: progress, streaming, stop, regenerate, tools, cache manager, same-origin requests.
+//   Chromium and the test server: progress, cancel and resume, streaming, stop, regenerate, tools, offline reload
+//   through the service worker, cache manager, same-origin requests, ?model= and URL checks at phone width.
 // - "demo page (engine)": the same walk-through on the real package (pkg/dist, built by `make pkg`) and the real
 //   default model. Skipped with a printed reason when pkg/dist/index.js or the model is missing; with
 //   POCKETLM_E2E_ENGINE=1 a missing prerequisite is a failure instead.
@@ -110,7 +111,7 @@ function gate(name, opts) {
 async function startDemoServer() {
   const { TestServer } = await import(pathToFileURL(SERVER));
   const srv = await new TestServer({ root: ROOT, mounts: { '/models/': MODELS }, isolation: true }).start();
-  return { origin: srv.origin, stop: () => srv.stop(), start: () => srv.start(), close: () => srv.stop() };
+  return { srv, origin: srv.origin, stop: () => srv.stop(), start: () => srv.start(), close: () => srv.stop() };
 }
 
 async function launch(viewport) {
@@ -126,6 +127,29 @@ async function launch(viewport) {
       fs.rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Records every change of the load progress bar's value into window.__progress (replacing earlier records). */
+async function observeProgress(page) {
+  await page.evaluate(() => {
+    const bar = document.getElementById('load-progress');
+    window.__progress = [];
+    window.__progressObserver?.disconnect();
+    window.__progressObserver = new MutationObserver(() => {
+      window.__progress.push({
+        value: bar.value, max: bar.max,
+        phase: document.getElementById('progress-phase').textContent,
+        detail: document.getElementById('progress-detail').textContent,
+      });
+    });
+    window.__progressObserver.observe(bar, { attributes: true, attributeFilter: ['value', 'max'] });
+  });
+}
+
+function assertRises(samples, what) {
+  const rises = samples.filter((p, i) => i > 0 && p.value > samples[i - 1].value);
+  assert.ok(rises.length >= 2, `${what}: the progress bar should move forward: ${JSON.stringify(samples.slice(0, 12))}`);
+  assert.ok(samples.every((p, i) => i === 0 || p.value >= samples[i - 1].value), `${what}: progress went backwards`);
 }
 
 /** Resolves when the page's UI is idle again (no generation running). */
@@ -187,26 +211,41 @@ async function walkThrough({ fake }) {
     await page.waitForFunction(() => !document.getElementById('load-btn').disabled, null, { timeout: 30_000 });
     assert.match(await page.textContent('#status'), /nothing you type leaves your device/);
 
-    // ---- load, with the progress bar observed at every change of its value
-    await page.evaluate(() => {
-      const bar = document.getElementById('load-progress');
-      window.__progress = [];
-      new MutationObserver(() => {
-        window.__progress.push({
-          value: bar.value, max: bar.max,
-          phase: document.getElementById('progress-phase').textContent,
-          detail: document.getElementById('progress-detail').textContent,
-        });
-      }).observe(bar, { attributes: true, attributeFilter: ['value', 'max'] });
-    });
+    // ---- load: Cancel part-way keeps the partial download, Load again resumes it; the progress bar is observed
+    // at every change of its value. The server paces the model file so there is time to press Cancel.
+    const modelPath = `/models/${MODEL_FILE}`;
+    server.srv.configure(modelPath, { bytesPerSecond: 20e6 });
+    await observeProgress(page);
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await page.waitForFunction(() => document.getElementById('load-progress').value > 12e6, null, { timeout: slow });
+    assert.equal(await page.isVisible('#cancel-btn'), true);
+    await page.click('#cancel-btn');
+    await page.waitForSelector('#load-error:not([hidden])', { timeout: 30_000 });
+    assert.match(await page.textContent('#load-error'), /cancelled/i);
+    assert.equal(await page.isEnabled('#load-btn'), true);
+    const partial = page.locator('.cache-item', { hasText: MODEL_FILE });
+    await page.waitForFunction(() => /partial/.test(document.getElementById('cache-list').textContent), null, { timeout: 10_000 });
+    assert.match(await partial.textContent(), /partial/);
+    const cancelled = await page.evaluate(() => window.__progress);
+    assertRises(cancelled.filter((p) => p.phase === 'Downloading'), 'download before Cancel');
+
+    server.srv.resetBehavior(modelPath);
+    server.srv.resetStats(modelPath);
+    await observeProgress(page);
     await page.getByRole('button', { name: 'Load model' }).click();
     await page.waitForFunction(() => /^Ready/.test(document.getElementById('status-engine').textContent)
       || !document.getElementById('load-error').hidden, null, { timeout: slow });
     assert.equal(await page.isHidden('#load-error'), true, `load failed: ${await page.textContent('#load-error')}`);
     const progress = await page.evaluate(() => window.__progress);
-    const rises = progress.filter((p, i) => i > 0 && p.phase === progress[i - 1].phase && p.value > progress[i - 1].value);
-    assert.ok(rises.length >= 2, `the progress bar should move forward: ${JSON.stringify(progress.slice(0, 20))}`);
-    assert.ok(progress.some((p) => /\d+\.\d \/ \d+\.\d MB/.test(p.detail)), 'progress shows MB done / total');
+    const download = progress.filter((p) => p.phase === 'Downloading');
+    assertRises(download, 'resumed download');
+    assert.ok(download[0].value > 0, `the second load resumes instead of starting over: ${JSON.stringify(download[0])}`);
+    assert.ok(download.some((p) => /\d+\.\d \/ \d+\.\d MB/.test(p.detail)), 'progress shows MB done / total');
+    if (!fake) {
+      const ranges = server.srv.stats(modelPath).log.map((e) => e.range).filter(Boolean);
+      assert.ok(ranges.length > 0 && !ranges.some((r) => /^bytes=0-/.test(r)),
+        `the resumed download asks only for the missing bytes: ${ranges}`);
+    }
     const status = await page.textContent('#status-engine');
     assert.match(status, /(relaxed SIMD|SIMD128) · \d+ threads?/, `status names the backend and threads: ${status}`);
     assert.match(await page.textContent('#model-info'), /Context\s*[\d,]+ tokens/);
@@ -385,17 +424,17 @@ function sameOrigin(url, origin) {
 
 describe('demo page (fake engine)', () => {
   const g = gate('demo page (fake engine)', { engine: false });
-  test('load, stream, stop, regenerate, sentiment, cache delete; only same-origin requests', { skip: g.skip, timeout: 120_000 }, async () => {
+  test('load (cancel, resume), stream, stop, regenerate, sentiment, offline, cache delete; only same-origin requests', { skip: g.skip, timeout: 120_000 }, async () => {
     if (g.fail) assert.fail(g.fail);
     await walkThrough({ fake: true });
   });
-  test('?model= prefills only; Cancel keeps a partial download; non-http URLs are refused', { skip: g.skip, timeout: 60_000 }, async () => {
+  test('?model= prefills without fetching; non-http URLs are refused; no sideways scroll at 375px', { skip: g.skip, timeout: 60_000 }, async () => {
     if (g.fail) assert.fail(g.fail);
     await loadControls();
   });
 });
 
-/** ?model= prefills without fetching; Cancel stops a load and keeps the partial download; bad URLs are refused. */
+/** ?model= prefills without fetching; bad URLs are refused. */
 async function loadControls() {
   const server = await startDemoServer();
   const browser = await launch(PHONE);
@@ -418,18 +457,6 @@ async function loadControls() {
 
     await page.selectOption('#preset', 'smollm2');
     assert.equal(await page.isHidden('#url-field'), true);
-    await page.click('#load-btn');
-    await page.waitForFunction(() => document.getElementById('load-progress').value > 10e6, null, { timeout: 30_000 });
-    await page.click('#cancel-btn');
-    await page.waitForSelector('#load-error:not([hidden])');
-    assert.match(await page.textContent('#load-error'), /cancelled/i);
-    assert.equal(await page.isEnabled('#load-btn'), true);
-    assert.equal(await page.isHidden('#cancel-btn'), true);
-    assert.match(await page.textContent('#status-engine'), /cancelled/i);
-    await page.click('#cache-panel summary'); // closed by default on a phone
-    const item = page.locator('.cache-item', { hasText: MODEL_FILE });
-    await item.waitFor({ timeout: 10_000 });
-    assert.match(await item.textContent(), /partial/);
   } finally {
     await browser.close();
     await server.close();
