@@ -41,7 +41,7 @@ const el = {
   maxTokens: $('max-tokens'), systemPrompt: $('system-prompt'), settingsSummary: $('settings-summary'),
   toolInput: $('tool-input'), tone: $('tone'), toolButtons: [...document.querySelectorAll('[data-tool]')],
   toolStop: $('tool-stop'), toolOutput: $('tool-output'), toolKind: $('tool-result-kind'),
-  sentimentBadge: $('sentiment-badge'), toolCopy: $('tool-copy'),
+  sentimentBadge: $('sentiment-badge'), toolCopy: $('tool-copy'), toolStats: $('tool-stats'),
 };
 
 const state = {
@@ -285,7 +285,8 @@ async function loadSelected() {
     el.progressPercent.textContent = '100%';
     showModelInfo(lm.info);
     setEngineStatus(`Ready · ${engineDescription(lm.info)}`);
-    el.modelSummary.textContent = `${lm.info.name || fileName(url)} · ready`;
+    // The file name says which variant this is; the GGUF's own name is in the info table.
+    el.modelSummary.textContent = `${fileName(url).replace(/\.gguf$/i, '')} · ready`;
     updateContextStat(0);
     el.progressBox.hidden = true;
     if (matchMedia(NARROW).matches) el.modelPanel.open = false;
@@ -684,7 +685,7 @@ function replyMeta(st) {
   return `${st.generatedTokens} tokens · ${st.decodeTokensPerSecond.toFixed(1)} tok/s${FINISH[st.finishReason] ?? ''}`;
 }
 
-/** Shows the engine's own numbers for the last call; returns them when they are usable. */
+/** Shows the engine's own numbers for the last chat call; returns them when they are usable. */
 function showStats() {
   const st = state.lm?.lastStats;
   if (!st || !Number.isFinite(st.decodeTokensPerSecond)) {
@@ -751,6 +752,7 @@ async function runTool(kind) {
   el.toolKind.textContent = kind === 'rewrite' ? `· rewrite ${el.tone.selectedOptions[0].text}` : `· ${TOOL_TITLES[kind]}`;
   el.sentimentBadge.hidden = true;
   el.toolCopy.disabled = true;
+  el.toolStats.textContent = '';
   const out = document.createTextNode('');
   el.toolOutput.replaceChildren(out);
   el.toolOutput.classList.remove('error', 'muted');
@@ -783,7 +785,9 @@ async function runTool(kind) {
       el.toolOutput.classList.add('error');
     }
   }
-  showStats();
+  // The chat's tokens/s and context figures stay the chat's; the tool's own figures go under its result.
+  const st = state.lm?.lastStats;
+  el.toolStats.textContent = st && Number.isFinite(st.decodeTokensPerSecond) ? replyMeta(st) : '';
   el.toolCopy.disabled = !el.toolOutput.textContent.trim();
   const hadFocus = document.activeElement === el.toolStop;
   state.generating = null;
