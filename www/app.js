@@ -77,9 +77,11 @@ async function init() {
     state.engine = await import(ENGINE_URL);
   } catch (err) {
     console.error(err);
-    showLoadError(FAKE
-      ? 'Could not load the fake engine (www/dev/fake-pocketlm.js).'
-      : 'The pocketlm package was not found next to this site (pkg/dist/index.js). Build it with “make pkg”.');
+    showLoadError(!navigator.onLine
+      ? 'You are offline and the engine is not stored for offline use. Reconnect to load a model.'
+      : FAKE
+        ? 'Could not load the fake engine (www/dev/fake-pocketlm.js).'
+        : 'The pocketlm package was not found next to this site (pkg/dist/index.js). Build it with “make pkg”.');
     setEngineStatus('Engine unavailable');
     updateControls();
     return;
@@ -387,7 +389,8 @@ function describeError(err) {
     case 'quota': return 'Not enough browser storage for this model. Delete stored models below, or free disk space.';
     case 'storage': return `The browser storage failed${detail}. Private windows may not allow storing models.`;
     case 'memory': return 'The model does not fit in the memory this page can use. Try a smaller model or context.';
-    case 'worker': return `The engine could not start: ${err.message}`;
+    case 'worker': return navigator.onLine ? `The engine could not start: ${err.message}`
+      : 'You are offline, and the engine’s files are not stored for offline use. Reconnect to load a model.';
     case 'unloaded': return 'The model was unloaded. Load it again to continue.';
     case 'integrity': return 'The downloaded file does not match its checksum, so it was discarded. Try loading again.';
     case 'format': return `This file is not a GGUF model the engine can read${detail}.`;
