@@ -456,6 +456,16 @@ async function loadControls() {
 
     await page.selectOption('#preset', 'smollm2');
     assert.equal(await page.isHidden('#url-field'), true);
+
+    // Every control a screen reader reaches has a name (both tabs, settings and stored models open).
+    await page.click('#settings summary');
+    await page.click('#cache-panel summary');
+    for (const tab of ['#tab-chat', '#tab-tools']) {
+      await page.click(tab);
+      const tree = await page.locator('body').ariaSnapshot();
+      const unnamed = tree.split('\n').filter((l) => /^\s*- (button|textbox|combobox|slider|spinbutton|checkbox|tab|link|progressbar)\b(?! ")/.test(l));
+      assert.deepEqual(unnamed, [], `controls without an accessible name (${tab}):\n${tree}`);
+    }
   } finally {
     await browser.close();
     await server.close();
