@@ -6,7 +6,7 @@
 //
 // The greedy reference comes from the native CLI, in a JSON fixture: $POCKETLM_E2E_GREEDY, else
 // $POCKETLM_FIXTURES/e2e_greedy_smollm2.json (default target/fixtures), shaped
-//   {"prompt": "...", "maxTokens": 32, "chat": false, "text": "<CLI output>", "prompt_tokens": [ids, optional]}
+//   {"prompt": "...", "maxTokens": 32, "chat": false, "system": "optional", "text": "<CLI output>", "prompt_tokens": [ids, optional]}
 // e.g. the "text" and "prompt_tokens" of `pocketlm generate --model M --prompt P --max-tokens 32 --temperature 0 --json`
 // (with --chat, "chat": true and "prompt" the user message).
 
@@ -109,7 +109,8 @@ if (reason && REQUIRED) {
       const out = await page.evaluate(async (f) => {
         const lm = window.models.lm;
         const opts = { temperature: 0, maxTokens: f.maxTokens };
-        const text = f.chat ? await lm.chat([{ role: 'user', content: f.prompt }], opts) : await lm.complete(f.prompt, opts);
+        const messages = [...(f.system ? [{ role: 'system', content: f.system }] : []), { role: 'user', content: f.prompt }];
+        const text = f.chat ? await lm.chat(messages, opts) : await lm.complete(f.prompt, opts);
         return { text, stats: lm.lastStats };
       }, fx);
       assert.equal(out.text, fx.text);
