@@ -1,0 +1,166 @@
+//! f32 vector operations of the forward pass (scalar now; SIMD128 versions later must agree within f32 rounding).
+//!
+//! All slices are plain f32 vectors of one token (a hidden state, one attention head, a row of scores). Functions
+//! taking two or more slices panic when their lengths differ: a caller bug.
+
+use crate::reference::dot_lanes;
+
+#[track_caller]
+fn same_len(what: &str, a: usize, b: usize) {
+    assert!(a == b, "{what}: lengths differ ({a} vs {b})");
+}
+
+/// `sum(a[i] * b[i])`, summed in the fixed 8-lane order of [`crate::reference::dot_lanes`].
+#[track_caller]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    same_len("dot_f32", a.len(), b.len());
+    dot_lanes(a.len(), |i| a[i] * b[i])
+}
+
+/// `y += alpha * x` (one rounding for the product, one for the sum).
+#[track_caller]
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    same_len("axpy", y.len(), x.len());
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
+
+/// `x *= s`.
+pub fn scale(x: &mut [f32], s: f32) {
+    for v in x {
+        *v *= s;
+    }
+}
+
+/// `y += x`.
+#[track_caller]
+pub fn add_inplace(y: &mut [f32], x: &[f32]) {
+    same_len("add_inplace", y.len(), x.len());
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += x;
+    }
+}
+
+/// `1 / sqrt(mean(x^2) + eps)` with the sum of squares in f64 (as ggml's `rms_norm`, which sums in `ggml_float`).
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    1.0 / (mean + eps).sqrt()
+}
+
+/// `out = x / sqrt(mean(x^2) + eps) * weight`, elementwise: `out[i] = (x[i] * scale) * weight[i]`.
+#[track_caller]
+pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    same_len("rmsnorm", out.len(), x.len());
+    same_len("rmsnorm", x.len(), weight.len());
+    let s = rms_scale(x, eps);
+    for ((o, &x), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = (x * s) * w;
+    }
+}
+
+/// [`rmsnorm`] in place.
+#[track_caller]
+pub fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
+    same_len("rmsnorm_inplace", x.len(), weight.len());
+    let s = rms_scale(x, eps);
+    for (x, &w) in x.iter_mut().zip(weight) {
+        *x = (*x * s) * w;
+    }
+}
+
+/// `x = exp(x - max(x)) / sum(exp(x - max(x)))`; `-inf` entries (masked positions) become 0. The sum is taken in
+/// f64. When every entry is `-inf` (nothing to attend to) the result is all zeros rather than NaN.
+pub fn softmax_inplace(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    if max == f32::NEG_INFINITY {
+        x.fill(0.0);
+        return;
+    }
+    let mut sum = 0.0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    // sum >= 1 (the max entry contributes exp(0) = 1), so the division is safe.
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `gate = silu(gate) * up`, silu(g) = g / (1 + exp(-g)) (SwiGLU feed-forward of Llama / SmolLM2 / Qwen).
+#[track_caller]
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    same_len("silu_mul", gate.len(), up.len());
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `gate = gelu(gate) * up` with the tanh approximation (GeGLU of Gemma, ggml's `gelu`):
+/// gelu(g) = 0.5 * g * (1 + tanh(sqrt(2 / pi) * g * (1 + 0.044715 * g^2))).
+#[track_caller]
+pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
+    same_len("gelu_tanh_mul", gate.len(), up.len());
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const GELU_COEF_A: f32 = 0.044_715;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh()) * u;
+    }
+}
+
+/// `(cos, sin)` of `theta_i = pos * freq_scale * base^(-2i / n_rot)` for pair `i`.
+///
+/// The angle is computed in f64 and rounded once: llama.cpp builds it in f32 as a running product
+/// (`theta *= powf(base, -2 / n_rot)` starting from `pos`), whose error grows with `pos` (about 1e-4 rad at
+/// pos = 4096); ours is the correctly rounded angle, so results agree with llama.cpp within that error.
+#[inline(always)]
+fn rope_cs(i: usize, n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) -> (f32, f32) {
+    let inv_freq = (theta_base as f64).powf(-2.0 * i as f64 / n_rot as f64);
+    let theta = pos as f64 * freq_scale as f64 * inv_freq;
+    (theta.cos() as f32, theta.sin() as f32)
+}
+
+#[track_caller]
+fn check_rope(x: &[f32], n_rot: usize) {
+    assert!(n_rot.is_multiple_of(2), "rope: n_rot {n_rot} must be even");
+    assert!(
+        n_rot <= x.len(),
+        "rope: n_rot {n_rot} exceeds the head size {}",
+        x.len()
+    );
+}
+
+/// Rotary embedding of one head `x` (head_dim values, `n_rot <= head_dim`, even), "normal" mode (Llama, SmolLM2):
+/// pairs `(x[2i], x[2i+1])` for `i < n_rot / 2` are rotated by `theta_i`; values from `n_rot` on are unchanged.
+/// `(a, b) -> (a cos - b sin, a sin + b cos)`.
+#[track_caller]
+pub fn rope_normal(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) {
+    check_rope(x, n_rot);
+    for i in 0..n_rot / 2 {
+        let (c, s) = rope_cs(i, n_rot, pos, theta_base, freq_scale);
+        let (a, b) = (x[2 * i], x[2 * i + 1]);
+        x[2 * i] = a * c - b * s;
+        x[2 * i + 1] = a * s + b * c;
+    }
+}
+
+/// Rotary embedding, "neox" mode (Qwen, Gemma): pairs `(x[i], x[i + n_rot/2])` for `i < n_rot / 2` are rotated by
+/// `theta_i`; values from `n_rot` on are unchanged.
+#[track_caller]
+pub fn rope_neox(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) {
+    check_rope(x, n_rot);
+    let half = n_rot / 2;
+    for i in 0..half {
+        let (c, s) = rope_cs(i, n_rot, pos, theta_base, freq_scale);
+        let (a, b) = (x[i], x[i + half]);
+        x[i] = a * c - b * s;
+        x[i + half] = a * s + b * c;
+    }
+}
