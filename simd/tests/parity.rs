@@ -212,6 +212,18 @@ fn random_rows_match_reference() {
     }
 }
 
+/// Rows longer than the kernels' scale buffer (256 activation blocks): the running sums must carry across chunks.
+#[wasm_bindgen_test]
+fn long_rows_match_reference() {
+    let mut rng = Rng(0x5eed_0004);
+    for (t, blocks) in [(Q4_1, 300), (Q8_0, 257), (Q5_0, 513), (Q6_K, 257), (Q4_K, 258)] {
+        let n_cols = blocks * t.block_size();
+        let w = weights(&mut rng, t, 5, n_cols);
+        let acts: Vec<Vec<f32>> = (0..5).map(|_| activation(&mut rng, n_cols)).collect();
+        check_products(t, n_cols, &w, &acts, &format!("long 5x{n_cols}, 5 tokens"));
+    }
+}
+
 #[wasm_bindgen_test]
 fn quantizers_match_reference_on_random_rows() {
     let mut rng = Rng(0x5eed_0002);

@@ -82,13 +82,13 @@ impl BlockDot for Q2K {
             for s in 0..4 {
                 let g = 8 * h + 2 * s;
                 let y = A_QS + 128 * h + 32 * s;
-                let u0 = v128_and(u8x16_shr(q0, 2 * s as u32), three);
-                let u1 = v128_and(u8x16_shr(q1, 2 * s as u32), three);
+                let u0 = move_bits(q0, 2 * s as u32, 0, three);
+                let u1 = move_bits(q1, 2 * s as u32, 0, three);
                 isum = group(isum, u0, load(a, y), (w[g] & 0x0f) as i32);
                 isum = group(isum, u1, load(a, y + 16), (w[g + 1] & 0x0f) as i32);
             }
         }
-        let mins = u8x16_shr(load(w, 0), 4);
+        let mins = move_bits(load(w, 0), 4, 0, u8x16_splat(0x0f));
         let imin = bsum_dot(a, u16x8_extend_low_u8x16(mins), u16x8_extend_high_u8x16(mins));
         (isum, imin)
     }
@@ -130,9 +130,9 @@ impl BlockDot for Q3K {
                 let g = 8 * h + 2 * j;
                 let y = A_QS + 128 * h + 32 * j;
                 let sh = (4 * h + j) as u32;
-                // high bit moved to bit 2: ((hmask >> sh) << 2) & 4
-                let u0 = v128_or(v128_and(u8x16_shr(q0, 2 * j as u32), three), v128_and(u8x16_shl(u8x16_shr(hm0, sh), 2), four));
-                let u1 = v128_or(v128_and(u8x16_shr(q1, 2 * j as u32), three), v128_and(u8x16_shl(u8x16_shr(hm1, sh), 2), four));
+                // low bits 2j, 2j+1 -> 0, 1; high bit sh -> 2
+                let u0 = v128_or(move_bits(q0, 2 * j as u32, 0, three), move_bits(hm0, sh, 2, four));
+                let u1 = v128_or(move_bits(q1, 2 * j as u32, 0, three), move_bits(hm1, sh, 2, four));
                 isum = group(isum, u0, load(a, y), sc(g));
                 isum = group(isum, u1, load(a, y + 16), sc(g + 1));
             }
@@ -165,7 +165,7 @@ impl BlockDot for Q4K {
             let q1 = load(w, 16 + 32 * j + 16);
             let y = A_QS + 64 * j;
             let (lo0, lo1) = (v128_and(q0, mask), v128_and(q1, mask));
-            let (hi0, hi1) = (u8x16_shr(q0, 4), u8x16_shr(q1, 4));
+            let (hi0, hi1) = (move_bits(q0, 4, 0, mask), move_bits(q1, 4, 0, mask));
             isum = group32(isum, lo0, load(a, y), lo1, load(a, y + 16), byte(sc, 2 * j));
             isum = group32(isum, hi0, load(a, y + 32), hi1, load(a, y + 48), byte(sc, 2 * j + 1));
         }
@@ -196,11 +196,11 @@ impl BlockDot for Q5K {
             let q1 = load(w, 48 + 32 * j + 16);
             let y = A_QS + 64 * j;
             // bit 2j of qh -> bit 4 of the low-nibble codes, bit 2j + 1 -> bit 4 of the high-nibble codes.
-            let (h0, h1) = (u8x16_shr(qh0, 2 * j as u32), u8x16_shr(qh1, 2 * j as u32));
-            let lo0 = v128_or(v128_and(q0, mask), v128_and(u8x16_shl(h0, 4), b4));
-            let lo1 = v128_or(v128_and(q1, mask), v128_and(u8x16_shl(h1, 4), b4));
-            let hi0 = v128_or(u8x16_shr(q0, 4), v128_and(u8x16_shl(h0, 3), b4));
-            let hi1 = v128_or(u8x16_shr(q1, 4), v128_and(u8x16_shl(h1, 3), b4));
+            let (b_lo, b_hi) = (2 * j as u32, 2 * j as u32 + 1);
+            let lo0 = v128_or(v128_and(q0, mask), move_bits(qh0, b_lo, 4, b4));
+            let lo1 = v128_or(v128_and(q1, mask), move_bits(qh1, b_lo, 4, b4));
+            let hi0 = v128_or(move_bits(q0, 4, 0, mask), move_bits(qh0, b_hi, 4, b4));
+            let hi1 = v128_or(move_bits(q1, 4, 0, mask), move_bits(qh1, b_hi, 4, b4));
             isum = group32(isum, lo0, load(a, y), lo1, load(a, y + 16), byte(sc, 2 * j));
             isum = group32(isum, hi0, load(a, y + 32), hi1, load(a, y + 48), byte(sc, 2 * j + 1));
         }
@@ -234,15 +234,9 @@ impl BlockDot for Q6K {
                 let y = A_QS + 128 * h + 32 * k;
                 let u: [v128; 2] = core::array::from_fn(|half| {
                     let lb = l[2 * (k & 1) + half];
-                    let low = if k < 2 { v128_and(lb, mask) } else { u8x16_shr(lb, 4) };
+                    let low = if k < 2 { v128_and(lb, mask) } else { move_bits(lb, 4, 0, mask) };
                     // bits 2k, 2k+1 of qh -> bits 4, 5
-                    let high = match k {
-                        0 => u8x16_shl(qh[half], 4),
-                        1 => u8x16_shl(qh[half], 2),
-                        2 => qh[half],
-                        _ => u8x16_shr(qh[half], 2),
-                    };
-                    v128_or(low, v128_and(high, top))
+                    v128_or(low, move_bits(qh[half], 2 * k as u32, 4, top))
                 });
                 isum = group(isum, u[0], load(a, y), sc(g));
                 isum = group(isum, u[1], load(a, y + 16), sc(g + 1));

@@ -17,7 +17,8 @@ const Q8_1_QS: usize = 4;
 #[inline(always)]
 fn nibbles(w: &[u8], off: usize) -> (v128, v128) {
     let q = load(w, off);
-    (v128_and(q, u8x16_splat(0x0f)), u8x16_shr(q, 4))
+    let m = u8x16_splat(0x0f);
+    (v128_and(q, m), move_bits(q, 4, 0, m))
 }
 
 /// Bit 4 of the 32 Q5 codes from the little-endian u32 `qh` (bit `j` belongs to element `j`), as 0 or 16 per byte:
