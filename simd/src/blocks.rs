@@ -25,7 +25,23 @@ pub const K_SCALE_SIZE: usize = 12;
 /// An IEEE half at `b[off..off + 2]`, little-endian, widened exactly to f32.
 #[inline(always)]
 pub fn f16_at(b: &[u8], off: usize) -> f32 {
-    half::f16::from_bits(u16::from_le_bytes([b[off], b[off + 1]])).to_f32()
+    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
+}
+
+/// IEEE half bits -> f32, exact (same value as `half::f16::from_bits(h).to_f32()`, checked for all 65536 inputs
+/// in the tests). Written out because it runs once or more per block in every kernel: `half` checks for the x86
+/// F16C instruction at run time on every call and uses a branchy fallback elsewhere (wasm32).
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    // Exponent and mantissa moved to their f32 positions; multiplying by 2^112 rebiases the exponent (15 -> 127)
+    // exactly and turns half subnormals into normal f32s. Exponent 31 (inf / NaN) is mapped to 255 instead.
+    let mag = ((h & 0x7fff) as u32) << 13;
+    let v = if h & 0x7c00 == 0x7c00 {
+        mag | 0x7f80_0000
+    } else {
+        (f32::from_bits(mag) * f32::from_bits(0x7780_0000)).to_bits()
+    };
+    f32::from_bits(v | (((h & 0x8000) as u32) << 16))
 }
 
 /// An f32 at `b[off..off + 4]`, little-endian.
@@ -544,6 +560,17 @@ mod tests {
         assert_eq!(bf16_at(&b, 5), 1.5);
         assert_eq!(i16_at(&[0xfe, 0xff], 0), -2);
         assert_eq!(u32_at(&[1, 2, 3, 4, 5], 1), 0x0504_0302);
+    }
+
+    #[test]
+    fn f16_to_f32_matches_half_for_every_value() {
+        for h in 0..=u16::MAX {
+            let (ours, theirs) = (f16_to_f32(h), half::f16::from_bits(h).to_f32());
+            assert!(
+                ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()),
+                "{h:#06x}"
+            );
+        }
     }
 
     #[test]

@@ -598,10 +598,36 @@ pub fn dot_lanes(n: usize, f: impl Fn(usize) -> f32) -> f32 {
         }
         i += 8;
     }
-    let s = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
-    let mut r = (s[0] + s[2]) + (s[1] + s[3]);
+    let mut r = reduce_lanes(acc);
     for i in whole..n {
         r += f(i);
+    }
+    r
+}
+
+/// The final reduction of [`dot_lanes`]: `(acc0+acc4 + acc2+acc6) + (acc1+acc5 + acc3+acc7)`, pairwise as written
+/// there.
+#[inline(always)]
+fn reduce_lanes(acc: [f32; 8]) -> f32 {
+    let s = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    (s[0] + s[2]) + (s[1] + s[3])
+}
+
+/// [`dot_lanes`] over a weight row of `WS`-byte floats (decoded by `wf`) and an f32 activation row, both as bytes;
+/// walks whole 8-element chunks so the per-element reads need no bounds checks.
+#[inline(always)]
+fn dot_lanes_bytes<const WS: usize>(n: usize, w: &[u8], a: &[u8], wf: impl Fn(&[u8], usize) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (wc, ac) = (w.chunks_exact(8 * WS), a.chunks_exact(32));
+    let (wt, at) = (wc.remainder(), ac.remainder());
+    for (wc, ac) in wc.zip(ac) {
+        for (l, acc) in acc.iter_mut().enumerate() {
+            *acc += wf(wc, WS * l) * f32_at(ac, 4 * l);
+        }
+    }
+    let mut r = reduce_lanes(acc);
+    for i in 0..n % 8 {
+        r += wf(wt, WS * i) * f32_at(at, 4 * i);
     }
     r
 }
@@ -648,25 +674,52 @@ fn check_dot(wt: GgmlType, n: usize, w: &[u8], a: &[u8]) {
 /// F32 weights x f32 activations, [`dot_lanes`] order.
 pub fn vec_dot_f32_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     check_dot(GgmlType::F32, n, w, a);
-    dot_lanes(n, |i| f32_at(w, 4 * i) * f32_at(a, 4 * i))
+    dot_lanes_bytes::<4>(n, w, a, f32_at)
 }
 
 /// F16 weights (widened exactly) x f32 activations, [`dot_lanes`] order.
 pub fn vec_dot_f16_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     check_dot(GgmlType::F16, n, w, a);
-    dot_lanes(n, |i| f16_at(w, 2 * i) * f32_at(a, 4 * i))
+    dot_lanes_bytes::<2>(n, w, a, f16_at)
 }
 
 /// BF16 weights (widened exactly) x f32 activations, [`dot_lanes`] order.
 pub fn vec_dot_bf16_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     check_dot(GgmlType::BF16, n, w, a);
-    dot_lanes(n, |i| bf16_at(w, 2 * i) * f32_at(a, 4 * i))
+    dot_lanes_bytes::<2>(n, w, a, bf16_at)
 }
 
-/// Integer dot product of 32 weight codes with 32 Q8 codes (bytes reinterpreted as i8).
+/// `sum((nibble - off) * q8)` over a 32-weight block whose weight `j` is the low nibble of `qs[j]` and weight
+/// `j + 16` the high nibble (Q4_0: off 8, Q4_1: off 0); Q8 bytes reinterpreted as i8.
 #[inline(always)]
-fn idot32(wq: &[i32; QK], q8: &[u8; QK]) -> i32 {
-    wq.iter().zip(q8).map(|(&w, &a)| w * a as i8 as i32).sum()
+fn idot_nibbles(qs: &[u8; 16], q8: &[u8; QK], off: i32) -> i32 {
+    // Computed as sum(nibble * q8) - off * sum(q8): the same integer, and a loop shape compilers vectorize better.
+    let (mut s, mut sa) = (0i32, 0i32);
+    for j in 0..QK / 2 {
+        let (a0, a1) = (q8[j] as i8 as i32, q8[j + QK / 2] as i8 as i32);
+        s += (qs[j] & 0x0f) as i32 * a0 + (qs[j] >> 4) as i32 * a1;
+        sa += a0 + a1;
+    }
+    s - off * sa
+}
+
+/// As [`idot_nibbles`] with the 5th bit of weight `j` at bit `j` of `qh` (Q5_0: off 16, Q5_1: off 0).
+#[inline(always)]
+fn idot_q5(qs: &[u8; 16], qh: u32, q8: &[u8; QK], off: i32) -> i32 {
+    let mut s = 0i32;
+    for j in 0..QK / 2 {
+        let h0 = (((qh >> j) & 1) << 4) as i32;
+        let h1 = (((qh >> (j + QK / 2)) & 1) << 4) as i32;
+        s += (((qs[j] & 0x0f) as i32 | h0) - off) * q8[j] as i8 as i32;
+        s += (((qs[j] >> 4) as i32 | h1) - off) * q8[j + QK / 2] as i8 as i32;
+    }
+    s
+}
+
+/// `sum(a * b)` of two blocks of 32 i8 codes (stored as bytes).
+#[inline(always)]
+fn idot_i8(a: &[u8; QK], b: &[u8; QK]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| x as i8 as i32 * y as i8 as i32).sum()
 }
 
 /// Per block: `isum = sum((code - 8) * q8)`; `sumf += (d_w * d_a) * isum`.
@@ -675,13 +728,7 @@ pub fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (wb, ab) in w.chunks_exact(BlockQ4_0::SIZE).zip(a.chunks_exact(BlockQ8_0::SIZE)) {
         let (x, y) = (BlockQ4_0::new(wb), BlockQ8_0::new(ab));
-        let qs = x.qs();
-        let mut wq = [0i32; QK];
-        for j in 0..QK / 2 {
-            wq[j] = (qs[j] & 0x0f) as i32 - 8;
-            wq[j + QK / 2] = (qs[j] >> 4) as i32 - 8;
-        }
-        sumf += (x.d() * y.d()) * idot32(&wq, y.qs()) as f32;
+        sumf += (x.d() * y.d()) * idot_nibbles(x.qs(), y.qs(), 8) as f32;
     }
     sumf
 }
@@ -692,13 +739,7 @@ pub fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (wb, ab) in w.chunks_exact(BlockQ4_1::SIZE).zip(a.chunks_exact(BlockQ8_1::SIZE)) {
         let (x, y) = (BlockQ4_1::new(wb), BlockQ8_1::new(ab));
-        let qs = x.qs();
-        let mut wq = [0i32; QK];
-        for j in 0..QK / 2 {
-            wq[j] = (qs[j] & 0x0f) as i32;
-            wq[j + QK / 2] = (qs[j] >> 4) as i32;
-        }
-        sumf += (x.d() * y.d()) * idot32(&wq, y.qs()) as f32 + x.m() * y.s();
+        sumf += (x.d() * y.d()) * idot_nibbles(x.qs(), y.qs(), 0) as f32 + x.m() * y.s();
     }
     sumf
 }
@@ -709,9 +750,7 @@ pub fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (wb, ab) in w.chunks_exact(BlockQ5_0::SIZE).zip(a.chunks_exact(BlockQ8_0::SIZE)) {
         let (x, y) = (BlockQ5_0::new(wb), BlockQ8_0::new(ab));
-        let q = q5_codes(x.qs(), x.qh());
-        let wq: [i32; QK] = core::array::from_fn(|j| q[j] as i32 - 16);
-        sumf += (x.d() * y.d()) * idot32(&wq, y.qs()) as f32;
+        sumf += (x.d() * y.d()) * idot_q5(x.qs(), x.qh(), y.qs(), 16) as f32;
     }
     sumf
 }
@@ -722,9 +761,7 @@ pub fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (wb, ab) in w.chunks_exact(BlockQ5_1::SIZE).zip(a.chunks_exact(BlockQ8_1::SIZE)) {
         let (x, y) = (BlockQ5_1::new(wb), BlockQ8_1::new(ab));
-        let q = q5_codes(x.qs(), x.qh());
-        let wq: [i32; QK] = core::array::from_fn(|j| q[j] as i32);
-        sumf += (x.d() * y.d()) * idot32(&wq, y.qs()) as f32 + x.m() * y.s();
+        sumf += (x.d() * y.d()) * idot_q5(x.qs(), x.qh(), y.qs(), 0) as f32 + x.m() * y.s();
     }
     sumf
 }
@@ -735,8 +772,7 @@ pub fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (wb, ab) in w.chunks_exact(BlockQ8_0::SIZE).zip(a.chunks_exact(BlockQ8_0::SIZE)) {
         let (x, y) = (BlockQ8_0::new(wb), BlockQ8_0::new(ab));
-        let wq: [i32; QK] = core::array::from_fn(|j| x.qs()[j] as i8 as i32);
-        sumf += (x.d() * y.d()) * idot32(&wq, y.qs()) as f32;
+        sumf += (x.d() * y.d()) * idot_i8(x.qs(), y.qs()) as f32;
     }
     sumf
 }
