@@ -441,17 +441,18 @@ impl Tokenizer {
             special_rstrip.sort_unstable();
         }
 
-        let model = if is_spm {
-            let mut byte_tokens: Box<[Option<u32>; 256]> = Box::new([None; 256]);
-            for (b, slot) in byte_tokens.iter_mut().enumerate() {
-                *slot = find(&format!("<0x{b:02X}>")).or_else(|| {
-                    // llama.cpp falls back to a token spelled as the byte itself.
-                    std::str::from_utf8(&[b as u8]).ok().and_then(|s| find(s))
-                });
+        let model = match &pre {
+            Some(pre) => Model::Bpe(Box::new(build_bpe(spec, pre, &find)?)),
+            None => {
+                let mut byte_tokens: Box<[Option<u32>; 256]> = Box::new([None; 256]);
+                for (b, slot) in byte_tokens.iter_mut().enumerate() {
+                    *slot = find(&format!("<0x{b:02X}>")).or_else(|| {
+                        // llama.cpp falls back to a token spelled as the byte itself.
+                        std::str::from_utf8(&[b as u8]).ok().and_then(|s| find(s))
+                    });
+                }
+                Model::Spm { byte_tokens }
             }
-            Model::Spm { byte_tokens }
-        } else {
-            Model::Bpe(Box::new(build_bpe(spec, pre.as_ref().expect("gpt2 model has a pre-tokenizer"), &find)?))
         };
 
         let scores = if is_spm { spec.scores[..n].to_vec() } else { Vec::new() };
@@ -974,6 +975,89 @@ mod tests {
         assert_eq!(byte_level_decode('Ġ'), Some(b' ')); // U+0120, the familiar "Ġ" = space
         assert_eq!(byte_level_decode('Ċ'), Some(b'\n')); // U+010A
         assert_eq!(byte_level_decode('\u{144}'), None);
+    }
+
+    fn spm(tokens: &[(&str, f32, i32)]) -> TokenizerSpec {
+        TokenizerSpec {
+            model: "llama".into(),
+            tokens: tokens.iter().map(|t| t.0.to_owned()).collect(),
+            scores: tokens.iter().map(|t| t.1).collect(),
+            token_types: tokens.iter().map(|t| t.2).collect(),
+            ..Default::default()
+        }
+    }
+
+    const N: i32 = token_type::NORMAL;
+
+    #[test]
+    fn spm_merges_follow_scores_then_position() {
+        // SentencePiece BPE: the pair forming the best-scoring token merges first, the leftmost on equal scores.
+        let mut v = vec![("<unk>", 0.0, token_type::UNKNOWN), ("<s>", 0.0, token_type::CONTROL), ("</s>", 0.0, token_type::CONTROL)];
+        v.extend([("\u{2581}", -1.0, N), ("a", -1.0, N), ("b", -1.0, N), ("ab", -2.0, N), ("\u{2581}a", -3.0, N)]);
+        let t = Tokenizer::from_spec(&spm(&v)).unwrap();
+        // "▁ab": "ab" (-2) beats "▁a" (-3).
+        assert_eq!(t.encode("ab", false, false).unwrap(), vec![3, 6]);
+        // Equal scores: the left pair ("▁a") wins.
+        v[7].1 = -2.0;
+        let t = Tokenizer::from_spec(&spm(&v)).unwrap();
+        assert_eq!(t.encode("ab", false, false).unwrap(), vec![7, 5]);
+        // BOS is added by default for "llama" vocabularies; with no byte tokens a character outside the vocabulary
+        // gives <unk>; decoding drops the prefixed space.
+        assert_eq!(t.encode("ac", true, false).unwrap(), vec![1, 7, 0]);
+        assert_eq!(t.decode(&[1, 7, 5], true).unwrap(), "ab");
+        assert_eq!(t.decode(&[1, 7, 5], false).unwrap(), "<s>ab");
+    }
+
+    #[test]
+    fn spm_byte_fallback_and_control_text() {
+        let mut v = vec![("<unk>", 0.0, token_type::UNKNOWN), ("<s>", 0.0, token_type::CONTROL), ("</s>", 0.0, token_type::CONTROL)];
+        let bytes: Vec<String> = (0..=255u8).map(|b| format!("<0x{b:02X}>")).collect();
+        v.extend(bytes.iter().map(|b| (b.as_str(), 0.0, token_type::BYTE)));
+        v.extend([("\u{2581}", -1.0, N), ("<", -1.0, N), ("s", -1.0, N), (">", -1.0, N), ("<s", -2.0, N), ("s>", -2.0, N)]);
+        let t = Tokenizer::from_spec(&spm(&v)).unwrap();
+        // é (C3 A9) is not in the vocabulary: two byte tokens after "▁".
+        assert_eq!(t.encode("é", false, false).unwrap(), vec![259, 3 + 0xC3, 3 + 0xA9]);
+        // "<s>" typed as text never becomes the control token (nor "<0x41>" a byte token) unless parse_special.
+        let ids = t.encode("<s> <0x41>", false, false).unwrap();
+        assert!(!ids.contains(&1) && !ids.contains(&(3 + 0x41)), "{ids:?}");
+        assert_eq!(t.decode(&ids, false).unwrap(), "<s> <0x41>");
+        assert_eq!(t.encode("<s>", false, true).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn rejects_malformed_specs() {
+        let ok = spm(&[("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3), ("a", -1.0, 1)]);
+        assert!(Tokenizer::from_spec(&ok).is_ok());
+        let check = |spec: TokenizerSpec, code: &str, needle: &str| {
+            let e = Tokenizer::from_spec(&spec).err().expect("must fail");
+            assert_eq!(e.code(), code, "{e}");
+            assert!(e.to_string().contains(needle), "{e} lacks {needle:?}");
+        };
+        check(TokenizerSpec { tokens: vec![], ..ok.clone() }, "format", "empty");
+        check(TokenizerSpec { model: "bert".into(), ..ok.clone() }, "unsupported", "bert");
+        check(TokenizerSpec { scores: vec![0.0], ..ok.clone() }, "format", "scores");
+        check(TokenizerSpec { token_types: vec![1, 1], ..ok.clone() }, "format", "token_type");
+        let mut dup = ok.clone();
+        dup.tokens[3] = "</s>".into();
+        check(dup, "format", "duplicate");
+        let gpt2 = TokenizerSpec {
+            model: "gpt2".into(),
+            pre: Some("gpt-2".into()),
+            tokens: vec!["a".into(), "b".into(), "ab".into()],
+            merges: vec!["a b".into()],
+            ..Default::default()
+        };
+        assert!(Tokenizer::from_spec(&gpt2).is_ok());
+        check(TokenizerSpec { pre: Some("no-such-pre".into()), ..gpt2.clone() }, "unsupported", "no-such-pre");
+        check(TokenizerSpec { merges: vec![], ..gpt2.clone() }, "format", "merges");
+        check(TokenizerSpec { add_bos: Some(true), bos_id: Some(99), ..gpt2.clone() }, "format", "bos");
+        // Malformed merges (no separator, unknown sides, result not a token) are skipped, not fatal.
+        let odd = TokenizerSpec { merges: vec!["ab".into(), "".into(), "x y".into(), "b a".into(), "a b".into()], ..gpt2 };
+        let t = Tokenizer::from_spec(&odd).unwrap();
+        assert_eq!(t.encode("ab", false, false).unwrap(), vec![2]);
+        // Special ids outside the vocabulary are ignored.
+        let t = Tokenizer::from_spec(&TokenizerSpec { eos_id: Some(1 << 30), ..odd }).unwrap();
+        assert_eq!(t.eos_id(), None);
     }
 
     #[test]
