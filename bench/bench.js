@@ -64,7 +64,9 @@ const engines = {
         loadMs,
         handle: { w },
         info: { multithread: w.isMultithread(), threads: w.getNumThreads(), n_ctx: w.getLoadedContextInfo().n_ctx,
-          n_batch: w.getLoadedContextInfo().n_batch, libllama: Wllama.getLibllamaVersion?.() ?? null },
+          n_batch: w.getLoadedContextInfo().n_batch, libllama: Wllama.getLibllamaVersion?.() ?? null,
+          // compat: the no-JSPI / 32-bit-memory fallback build (fetched from a CDN, so it would fail here).
+          compat: w.getWorkerResources().compat },
       };
     },
     async promptTokens() {

@@ -13,14 +13,15 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { launchBrowser, TestServer, MODELS_DIR, REPO } from '../tests/e2e/harness.mjs';
 
-// ~128 tokens of plain prose (SmolLM2's tokenizer: 128 with the BOS rules of the model; the run checks and prints
-// the count each engine reports). Raw continuation, no chat template, so both engines see the same tokens.
+// 128 tokens of plain prose with SmolLM2's tokenizer (which adds no BOS); each run prints the count both engines
+// report, and pocketlm's tokenize() count. Raw continuation, no chat template, so both engines see the same tokens.
 const PROMPT = 'The lighthouse stood at the edge of the northern cliffs for more than two hundred years. '
   + 'Its keepers kept a daily log of the weather, the ships that passed, and the small repairs that the old tower '
   + 'needed after every winter storm. In the spring of the last year before the lamp was automated, the final '
   + 'keeper wrote a long entry about the fishermen who had brought him bread, the children from the village who '
   + 'climbed the stairs to count the steps, and the evening when the fog was so thick that he rang the bell by '
-  + 'hand until morning. Reading those pages today, one learns that the work of a keeper was';
+  + 'hand until morning. Reading those pages today, one learns that the work of a keeper was quiet, patient and '
+  + 'often lonely';
 
 const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 // Variants `make` may have produced next to the default model; used when present.
@@ -102,7 +103,12 @@ async function openBench(context, origin, problems) {
   const page = await context.newPage();
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console.${m.type()}: ${m.text()}`);
+    if ((m.type() === 'error' || m.type() === 'warning') && !m.text().startsWith('Failed to load resource')) {
+      problems.push(`console.${m.type()}: ${m.text()}`);
+    }
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url().replace(origin, '')}`);
   });
   return page;
 }
