@@ -147,6 +147,7 @@ async function runOnce(page, origin, engine, modelUrl, opts) {
     info: engine === 'pocketlm' ? { backend: l.info.backend, threads: l.info.threads, contextSize: l.info.contextSize }
       : l.info,
     textHead: g.text.slice(0, 60),
+    text: g.text,
     loadavg,
   };
 }
@@ -162,7 +163,8 @@ function nativeRuns(cli, modelPath, opts) {
     const j = JSON.parse(line ?? 'null');
     out.push({ engine: 'native', promptTokens: j.prompt_tokens?.length ?? null,
       generatedTokens: j.tokens?.length ?? null, prefillTokS: round(j.prefill_tok_s), decodeTokS: round(j.decode_tok_s),
-      finishReason: j.finish_reason ?? null, textHead: String(j.text ?? '').slice(0, 60), loadavg });
+      finishReason: j.finish_reason ?? null, textHead: String(j.text ?? '').slice(0, 60), text: String(j.text ?? ''),
+      loadavg });
   }
   return out;
 }
@@ -231,15 +233,21 @@ async function main() {
         // Alternate which engine goes first, so a drift in machine load does not favour one of them.
         const order = i % 2 === 0 ? opts.engines : [...opts.engines].reverse();
         for (const engine of order) {
-          const r = { model, run: i + 1, ...(await runOnce(page, server.origin, engine, modelUrl, opts)) };
+          let r;
+          try {
+            r = { model, run: i + 1, ...(await runOnce(page, server.origin, engine, modelUrl, opts)) };
+          } catch (e) {
+            r = { model, run: i + 1, engine, error: String(/** @type {any} */ (e)?.message ?? e).split('\n')[0],
+              loadavg: load() };
+          }
           m.runs.push(r);
-          console.log(JSON.stringify(r));
+          console.log(JSON.stringify(r, (k, v) => (k === 'text' ? undefined : v)));
         }
       }
       if (opts.native) {
         for (const r of nativeRuns(cli, path.join(MODELS_DIR, model), opts)) {
           m.native.push(r);
-          console.log(JSON.stringify({ model, ...r }));
+          console.log(JSON.stringify({ model, ...r }, (k, v) => (k === 'text' ? undefined : v)));
         }
       }
       m.weights = weightBytes(path.join(MODELS_DIR, model));
@@ -283,6 +291,19 @@ async function main() {
     if (m.native.length) {
       out.push(`native CLI (median of ${m.native.length}): prefill ${round(median(m.native.map((r) => r.prefillTokS)), 1)} `
         + `tok/s, decode ${round(median(m.native.map((r) => r.decodeTokS)), 1)} tok/s`);
+    }
+    // Same model, same prompt, greedy: the continuations should agree; say where they part (a numerics check, not
+    // a speed figure).
+    const texts = [...opts.engines.map((e) => [e, m.runs.find((r) => r.engine === e && r.text !== undefined)?.text]),
+      ['native', m.native[0]?.text]].filter(([, t]) => typeof t === 'string');
+    if (texts.length > 1) {
+      const [name0, t0] = texts[0];
+      const parts = texts.slice(1).map(([n, t]) => {
+        let k = 0;
+        while (k < t0.length && k < t.length && t0[k] === t[k]) k++;
+        return k === t0.length && k === t.length ? `${n} identical` : `${n} agrees on the first ${k} characters`;
+      });
+      out.push(`greedy text vs ${name0} (${t0.length} characters): ${parts.join('; ')}`);
     }
     if (bw && m.weights) {
       // The best pass: other processes only ever lower the figure, and this is a ceiling.
