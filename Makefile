@@ -10,11 +10,12 @@ WASM_OUT := target/wasm-out
 RELAXED_FLAGS := -C target-feature=+simd128,+relaxed-simd
 WASM_OPT := node_modules/.bin/wasm-opt
 
-.PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench-kernels
+.PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench bench-kernels
 
 help:
 	@echo "make demo   - set up, fetch the default model, build the package and serve the demo"
 	@echo "make test   - set up and run every test suite (host, wasm in Chromium, end-to-end)"
+	@echo "make bench  - pocketlm vs wllama in headless Chromium + native CLI + bandwidth bound (BENCH_ARGS=...)"
 	@echo "make setup | models | fixtures | wasm | pkg | cli | bench-kernels"
 
 setup:
@@ -65,3 +66,11 @@ test-e2e: pkg cli
 
 demo: setup models pkg
 	node tests/e2e/server.mjs --serve
+
+# Side by side with wllama in headless Chromium, plus the native CLI and the memory-bandwidth bound.
+bench: setup models pkg cli
+	bash scripts/bench.sh $(BENCH_ARGS)
+
+# Kernel throughput: scalar vs SIMD128 vs relaxed SIMD in headless Chromium, and natively.
+bench-kernels: setup
+	bash scripts/bench_kernels.sh
