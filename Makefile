@@ -10,11 +10,12 @@ WASM_OUT := target/wasm-out
 RELAXED_FLAGS := -C target-feature=+simd128,+relaxed-simd
 WASM_OPT := node_modules/.bin/wasm-opt
 
-.PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench-kernels
+.PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench bench-kernels
 
 help:
 	@echo "make demo   - set up, fetch the default model, build the package and serve the demo"
 	@echo "make test   - set up and run every test suite (host, wasm in Chromium, end-to-end)"
+	@echo "make bench  - pocketlm vs wllama in headless Chromium + native CLI + bandwidth bound (BENCH_ARGS=...)"
 	@echo "make setup | models | fixtures | wasm | pkg | cli | bench-kernels"
 
 setup:
@@ -59,8 +60,17 @@ test-wasm:
 	cargo test --target wasm32-unknown-unknown -p pocketlm-simd
 	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
 
-test-e2e: pkg
-	node --test tests/e2e/
+test-e2e: pkg cli
+	bash scripts/e2e_greedy.sh
+	POCKETLM_E2E_ENGINE=1 node --test --test-concurrency=1 tests/e2e/
 
 demo: setup models pkg
 	node tests/e2e/server.mjs --serve
+
+# Side by side with wllama in headless Chromium, plus the native CLI and the memory-bandwidth bound.
+bench: setup models pkg cli
+	bash scripts/bench.sh $(BENCH_ARGS)
+
+# Kernel throughput: scalar vs SIMD128 vs relaxed SIMD in headless Chromium, and natively.
+bench-kernels: setup
+	bash scripts/bench_kernels.sh

@@ -48,9 +48,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 # 6. Python venv with the independent reference tools (PyPI gguf + numpy).
-if ! "$VENV/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
-  say "creating Python venv $VENV with gguf + numpy"
-  python3 -m venv "$VENV"
+# A stamp holding the requirements' checksum: a changed requirements.txt reinstalls.
+req_sum=$(sha256sum scripts/requirements.txt | awk '{print $1}')
+if [ "$(cat "$VENV/.pocketlm-requirements" 2>/dev/null)" != "$req_sum" ]; then
+  say "setting up Python venv $VENV (scripts/requirements.txt)"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r scripts/requirements.txt
+  echo "$req_sum" > "$VENV/.pocketlm-requirements"
 fi
 say "ok"

@@ -1,14 +1,18 @@
 //! pocketlm: a small-LLM inference engine for the browser (wasm32 + SIMD128) and the host.
 //!
 //! Data flows one way: bytes -> [`gguf`] view -> [`tensor`] views -> [`model`] forward -> logits -> [`sampler`] ->
-//! token -> [`tokenizer`] text -> ([`wasm`] API on wasm32).
+//! token -> [`tokenizer`] text -> [`generate`] loop -> ([`wasm`] API on wasm32, the CLI natively).
 
-pub mod error;
-pub mod gguf;
-pub mod tensor;
-pub mod model;
-pub mod clock;
-pub mod tokenizer;
 pub mod chat;
+pub mod clock;
+pub mod error;
+pub mod generate;
+pub mod gguf;
+pub mod model;
+pub mod sampler;
+pub mod tensor;
+pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use error::{Error, Result};

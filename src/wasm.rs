@@ -6,7 +6,7 @@
 
 use crate::chat::Message;
 use crate::generate::{Engine as Core, GenerateOptions};
-use crate::gguf::Gguf;
+use crate::gguf::{self, Gguf};
 use crate::model::Config;
 use crate::sampler::SamplerParams;
 use crate::Error;
@@ -82,11 +82,17 @@ impl WeightLoader {
     }
 
     /// Validate the GGUF header and architecture from what has arrived so far, to fail before a long download.
+    /// `true` once the whole header was checked; `false` when it runs past the bytes in hand (call again later).
     #[wasm_bindgen(js_name = checkHeader)]
-    pub fn check_header(&self) -> Result<(), JsValue> {
-        let g = Gguf::parse_header(&self.buf, self.total as u64).map_err(to_js)?;
-        Config::from_gguf(&g).map_err(to_js)?;
-        Ok(())
+    pub fn check_header(&self) -> Result<bool, JsValue> {
+        match Gguf::parse_header(&self.buf, self.total as u64) {
+            Ok(g) => {
+                Config::from_gguf(&g).map_err(to_js)?;
+                Ok(true)
+            }
+            Err(e) if gguf::is_truncated(&e) && self.buf.len() < self.total => Ok(false),
+            Err(e) => Err(to_js(e)),
+        }
     }
 
     /// Build the engine from the complete file. `context_size == 0` picks the default.

@@ -13,8 +13,13 @@ pub mod blocks;
 pub mod ops;
 pub mod reference;
 
-// The kernels behind the dispatch functions below. A SIMD128 module will take over here under
-// `#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]`; until then everything runs the reference.
+// The kernels behind the dispatch functions below: SIMD128 on wasm32 built with `+simd128` (relaxed SIMD when also
+// built with `+relaxed-simd`), the scalar reference everywhere else.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use simd128 as backend;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use reference as backend;
 
 /// Dequantizes one row of any supported weight type (and of the activation types Q8_0 / Q8_1 / Q8_K):

@@ -83,7 +83,7 @@ pub fn softmax_inplace(x: &mut [f32]) {
     }
     let mut sum = 0.0f64;
     for v in x.iter_mut() {
-        *v = (*v - max).exp();
+        *v = libm::expf(*v - max);
         sum += *v as f64;
     }
     // sum >= 1 (the max entry contributes exp(0) = 1), so the division is safe.
@@ -98,7 +98,7 @@ pub fn softmax_inplace(x: &mut [f32]) {
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     same_len("silu_mul", gate.len(), up.len());
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+        *g = *g / (1.0 + libm::expf(-*g)) * u;
     }
 }
 
@@ -111,7 +111,7 @@ pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     const GELU_COEF_A: f32 = 0.044_715;
     for (g, &u) in gate.iter_mut().zip(up) {
         let x = *g;
-        *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh()) * u;
+        *g = 0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x))) * u;
     }
 }
 
@@ -122,9 +122,9 @@ pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
 /// pos = 4096); ours is the correctly rounded angle, so results agree with llama.cpp within that error.
 #[inline(always)]
 fn rope_cs(i: usize, n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) -> (f32, f32) {
-    let inv_freq = (theta_base as f64).powf(-2.0 * i as f64 / n_rot as f64);
+    let inv_freq = libm::pow(theta_base as f64, -2.0 * i as f64 / n_rot as f64);
     let theta = pos as f64 * freq_scale as f64 * inv_freq;
-    (theta.cos() as f32, theta.sin() as f32)
+    (libm::cos(theta) as f32, libm::sin(theta) as f32)
 }
 
 #[track_caller]

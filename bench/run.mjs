@@ -1,0 +1,330 @@
+#!/usr/bin/env node
+// `make bench` (scripts/bench.sh): pocketlm vs wllama in headless Chromium through one page (bench/index.html),
+// plus the native CLI and a memory-bandwidth bound. See bench/README.md for what each figure measures.
+//
+//   node bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,B.gguf]
+//                      [--native-runs N] [--no-native] [--ctx N]
+// Env: WLLAMA_DIR (the @wllama/wllama package dir), POCKETLM_CLI, POCKETLM_VENV, BENCH_BANDWIDTH (probe binary).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { launchBrowser, TestServer, MODELS_DIR, REPO } from '../tests/e2e/harness.mjs';
+
+// 128 tokens of plain prose with SmolLM2's tokenizer (which adds no BOS); each run prints the count both engines
+// report, and pocketlm's tokenize() count. Raw continuation, no chat template, so both engines see the same tokens.
+const PROMPT = 'The lighthouse stood at the edge of the northern cliffs for more than two hundred years. '
+  + 'Its keepers kept a daily log of the weather, the ships that passed, and the small repairs that the old tower '
+  + 'needed after every winter storm. In the spring of the last year before the lamp was automated, the final '
+  + 'keeper wrote a long entry about the fishermen who had brought him bread, the children from the village who '
+  + 'climbed the stairs to count the steps, and the evening when the fog was so thick that he rang the bell by '
+  + 'hand until morning. Reading those pages today, one learns that the work of a keeper was quiet, patient and '
+  + 'often lonely';
+
+const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+// Variants `make` may have produced next to the default model; used when present.
+const VARIANTS = ['SmolLM2-135M-Instruct.Q8_0.gguf', 'SmolLM2-135M-Instruct.Q4_0.gguf'];
+
+function parseArgs(argv) {
+  const o = { runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], models: null, nativeRuns: null, native: true,
+    ctx: 512 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    const int = (name) => {
+      const v = Number(val());
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+      return v;
+    };
+    if (a === '--runs') o.runs = int('--runs');
+    else if (a === '--tokens') o.tokens = int('--tokens');
+    else if (a === '--native-runs') o.nativeRuns = int('--native-runs');
+    else if (a === '--ctx') o.ctx = int('--ctx');
+    else if (a === '--no-native') o.native = false;
+    else if (a === '--engines') o.engines = val().split(',').filter(Boolean);
+    else if (a === '--models') o.models = val().split(',').filter(Boolean);
+    else if (a === '-h' || a === '--help') {
+      console.log('usage: bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,...] '
+        + '[--native-runs N] [--no-native] [--ctx N]');
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}`);
+  }
+  for (const e of o.engines) if (!['pocketlm', 'wllama'].includes(e)) throw new Error(`unknown engine ${e}`);
+  o.nativeRuns ??= o.runs;
+  if (!o.models) {
+    o.models = [DEFAULT_MODEL, ...VARIANTS.filter((v) => fs.existsSync(path.join(MODELS_DIR, v)))];
+  }
+  for (const m of o.models) {
+    if (m.includes('/') || !fs.existsSync(path.join(MODELS_DIR, m))) {
+      throw new Error(`model ${m} is not in ${MODELS_DIR} (give file names from that directory)`);
+    }
+  }
+  if (o.ctx < o.tokens + 160) throw new Error(`--ctx ${o.ctx} is too small for the prompt + ${o.tokens} tokens`);
+  return o;
+}
+
+function wllamaDir() {
+  if (process.env.WLLAMA_DIR) return path.resolve(process.env.WLLAMA_DIR);
+  try {
+    return path.dirname(createRequire(path.join(REPO, 'package.json')).resolve('@wllama/wllama/package.json'));
+  } catch {
+    return null;
+  }
+}
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+const round = (x, d = 2) => (typeof x === 'number' && Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
+
+/** Sum of the wasm linear memories the page's workers recorded (bench/wasm_memory_hook.js). */
+async function wasmMemory(page) {
+  const per = [];
+  for (const w of page.workers()) {
+    try {
+      const sizes = await w.evaluate(() => (globalThis.__benchWasmMemories
+        ? [...globalThis.__benchWasmMemories].map((m) => m.buffer.byteLength) : []));
+      per.push(...sizes);
+    } catch { /* a worker that went away */ }
+  }
+  return { bytes: per.reduce((a, b) => a + b, 0), memories: per };
+}
+
+async function openBench(context, origin, problems) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if ((m.type() === 'error' || m.type() === 'warning') && !m.text().startsWith('Failed to load resource')) {
+      problems.push(`console.${m.type()}: ${m.text()}`);
+    }
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url().replace(origin, '')}`);
+  });
+  return page;
+}
+
+async function gotoBench(page, origin) {
+  await page.goto(`${origin}/bench/index.html?pkg=/pkg/dist/&wllama=/wllama/`);
+  await page.waitForFunction(() => /** @type {any} */ (window).benchReady === true);
+}
+
+/** One measured run of one engine: warm load, memory, prompt token count, warm-up, measured generation. */
+async function runOnce(page, origin, engine, modelUrl, opts) {
+  await gotoBench(page, origin);
+  const loadavg = load();
+  const l = await page.evaluate(([e, o]) => window.bench.load(e, o), [engine, { modelUrl, contextSize: opts.ctx }]);
+  const mem = await wasmMemory(page);
+  const tokenizerCount = await page.evaluate((p) => window.bench.promptTokens(p), PROMPT);
+  // Warm-up: a few tokens on a different prompt, so the measured run sees tiered-up (optimized) wasm code.
+  await page.evaluate(() => window.bench.generate({ prompt: 'Warm-up: one, two, three,', tokens: 4 }));
+  const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n }), [PROMPT, opts.tokens]);
+  const memAfter = await wasmMemory(page);
+  await page.evaluate(() => window.bench.unload());
+  return {
+    engine,
+    loadMs: round(l.loadMs, 1),
+    promptTokens: g.promptTokens,
+    tokenizerPromptTokens: tokenizerCount,
+    cachedPromptTokens: g.cachedPromptTokens ?? 0,
+    generatedTokens: g.generatedTokens,
+    prefillTokS: round(g.prefillTokS),
+    decodeTokS: round(g.decodeTokS),
+    generateWallMs: round(g.wallMs, 1),
+    finishReason: g.finishReason,
+    wasmMemoryAfterLoad: mem.bytes,
+    wasmMemoryAfterGenerate: memAfter.bytes,
+    // The full info is in the cold-load line; here only what tells which code ran.
+    info: engine === 'pocketlm' ? { backend: l.info.backend, threads: l.info.threads, contextSize: l.info.contextSize }
+      : l.info,
+    textHead: g.text.slice(0, 60),
+    text: g.text,
+    loadavg,
+  };
+}
+
+function nativeRuns(cli, modelPath, opts) {
+  const out = [];
+  for (let i = 0; i < opts.nativeRuns; i++) {
+    const loadavg = load();
+    const stdout = execFileSync(cli, ['generate', '--model', modelPath, '--prompt', PROMPT, '--max-tokens',
+      String(opts.tokens), '--temperature', '0', '--ctx', String(opts.ctx), '--json'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+    const line = stdout.trim().split('\n').filter((s) => s.startsWith('{')).pop();
+    const j = JSON.parse(line ?? 'null');
+    out.push({ engine: 'native', promptTokens: j.prompt_tokens?.length ?? null,
+      generatedTokens: j.tokens?.length ?? null, prefillTokS: round(j.prefill_tok_s), decodeTokS: round(j.decode_tok_s),
+      finishReason: j.finish_reason ?? null, textHead: String(j.text ?? '').slice(0, 60), text: String(j.text ?? ''),
+      loadavg });
+  }
+  return out;
+}
+
+function bandwidth() {
+  const bin = process.env.BENCH_BANDWIDTH ?? path.join(REPO, 'target', 'bench', 'bandwidth');
+  if (!fs.existsSync(bin)) return null;
+  return JSON.parse(execFileSync(bin, [], { encoding: 'utf8' }).trim());
+}
+
+function weightBytes(modelPath) {
+  const py = path.join(process.env.POCKETLM_VENV ?? path.join(REPO, '.venv'), 'bin', 'python');
+  try {
+    const j = JSON.parse(execFileSync(py, [path.join(REPO, 'bench', 'weight_bytes.py'), modelPath],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
+    return { bytes: j.per_token_bytes, source: 'gguf tensor table (PyPI gguf)' };
+  } catch {
+    return { bytes: fs.statSync(modelPath).size, source: 'file size (PyPI gguf venv not found)' };
+  }
+}
+
+function table(rows) {
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  return rows.map((r, i) => {
+    const line = r.map((x, c) => (c === 0 ? String(x).padEnd(w[c]) : String(x).padStart(w[c]))).join('  ');
+    return i === 0 ? `${line}\n${w.map((n) => '-'.repeat(n)).join('  ')}` : line;
+  }).join('\n');
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const started = { date: new Date().toISOString(), loadavg: load(), cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? '?' };
+  const wdir = wllamaDir();
+  if (opts.engines.includes('wllama') && !(wdir && fs.existsSync(path.join(wdir, 'esm', 'index.js')))) {
+    throw new Error('@wllama/wllama is not installed (npm ci at the repository root, or set WLLAMA_DIR)');
+  }
+  const cli = process.env.POCKETLM_CLI ?? path.join(REPO, 'target', 'release', 'pocketlm');
+  if (opts.native && !fs.existsSync(cli)) throw new Error(`${cli} is missing: make cli (or --no-native)`);
+
+  const mounts = { '/models/': MODELS_DIR };
+  if (wdir) mounts['/wllama/'] = wdir;
+  const server = await new TestServer({ mounts }).start();
+  const browser = await launchBrowser();
+  const problems = [];
+  const results = { started, opts, models: {} };
+  console.error(`bench: ${opts.engines.join(', ')} on ${opts.models.join(', ')}; ${opts.runs} runs, `
+    + `${opts.tokens} tokens; load average ${started.loadavg.join(' ')} on ${started.cpus} cores`);
+  try {
+    const page = await openBench(browser.context, server.origin, problems);
+    for (const model of opts.models) {
+      const modelUrl = `${server.origin}/models/${model}`;
+      const m = { runs: [], cold: {}, native: [] };
+      results.models[model] = m;
+      // Cold load (download into each engine's cache); every measured load after this is from the warm cache.
+      for (const engine of opts.engines) {
+        await gotoBench(page, server.origin);
+        const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
+          [engine, { modelUrl, contextSize: opts.ctx }]);
+        await page.evaluate(() => window.bench.unload());
+        m.cold[engine] = round(l.loadMs, 1);
+        console.log(JSON.stringify({ model, engine, coldLoadMs: m.cold[engine], info: l.info }));
+      }
+      for (let i = 0; i < opts.runs; i++) {
+        // Alternate which engine goes first, so a drift in machine load does not favour one of them.
+        const order = i % 2 === 0 ? opts.engines : [...opts.engines].reverse();
+        for (const engine of order) {
+          let r;
+          try {
+            r = { model, run: i + 1, ...(await runOnce(page, server.origin, engine, modelUrl, opts)) };
+          } catch (e) {
+            r = { model, run: i + 1, engine, error: String(/** @type {any} */ (e)?.message ?? e).split('\n')[0],
+              loadavg: load() };
+          }
+          m.runs.push(r);
+          console.log(JSON.stringify(r, (k, v) => (k === 'text' ? undefined : v)));
+        }
+      }
+      if (opts.native) {
+        for (const r of nativeRuns(cli, path.join(MODELS_DIR, model), opts)) {
+          m.native.push(r);
+          console.log(JSON.stringify({ model, ...r }, (k, v) => (k === 'text' ? undefined : v)));
+        }
+      }
+      m.weights = weightBytes(path.join(MODELS_DIR, model));
+    }
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+  results.bandwidth = bandwidth();
+  results.finished = { date: new Date().toISOString(), loadavg: load(), seconds: Math.round((Date.now() - t0) / 1000) };
+  if (problems.length) results.problems = [...new Set(problems)].slice(0, 20);
+
+  // Summary.
+  const out = [];
+  const bw = results.bandwidth;
+  for (const [model, m] of Object.entries(results.models)) {
+    const med = (engine, key) => median(m.runs.filter((r) => r.engine === engine).map((r) => r[key]));
+    const figures = [
+      ['warm load (ms)', 'loadMs', 0],
+      ['prefill (tok/s)', 'prefillTokS', 1],
+      ['decode (tok/s)', 'decodeTokS', 1],
+      ['generate wall (ms)', 'generateWallMs', 0],
+      ['wasm memory (MiB)', 'wasmMemoryAfterLoad', 1],
+    ];
+    const rows = [['figure (median)', ...opts.engines, ...(opts.engines.length === 2 ? [`${opts.engines[0]}/${opts.engines[1]}`] : [])]];
+    for (const [label, key, d] of figures) {
+      const scale = key === 'wasmMemoryAfterLoad' ? 1 / (1 << 20) : 1;
+      const vals = opts.engines.map((e) => med(e, key));
+      const row = [label, ...vals.map((v) => (v === null ? '-' : round(v * scale, d)))];
+      if (vals.length === 2) row.push(vals[0] && vals[1] ? round(vals[0] / vals[1], 2) : '-');
+      rows.push(row);
+    }
+    const coldRow = ['cold load (ms, 1 run)', ...opts.engines.map((e) => m.cold[e] ?? '-')];
+    if (opts.engines.length === 2) coldRow.push(m.cold[opts.engines[0]] && m.cold[opts.engines[1]]
+      ? round(m.cold[opts.engines[0]] / m.cold[opts.engines[1]], 2) : '-');
+    rows.push(coldRow);
+    const pt = opts.engines.map((e) => `${e} ${[...new Set(m.runs.filter((r) => r.engine === e)
+      .map((r) => `${r.promptTokens}${r.tokenizerPromptTokens !== null ? `/${r.tokenizerPromptTokens}` : ''}`))].join(',')}`);
+    out.push(`\n${model}: ${opts.runs} runs, ${opts.tokens} greedy tokens, prompt tokens ${pt.join('; ')}`);
+    out.push(table(rows));
+    if (m.native.length) {
+      out.push(`native CLI (median of ${m.native.length}): prefill ${round(median(m.native.map((r) => r.prefillTokS)), 1)} `
+        + `tok/s, decode ${round(median(m.native.map((r) => r.decodeTokS)), 1)} tok/s`);
+    }
+    // Same model, same prompt, greedy: the continuations should agree; say where they part (a numerics check, not
+    // a speed figure).
+    const texts = [...opts.engines.map((e) => [e, m.runs.find((r) => r.engine === e && r.text !== undefined)?.text]),
+      ['native', m.native[0]?.text]].filter(([, t]) => typeof t === 'string');
+    if (texts.length > 1) {
+      const [name0, t0] = texts[0];
+      const parts = texts.slice(1).map(([n, t]) => {
+        let k = 0;
+        while (k < t0.length && k < t.length && t0[k] === t[k]) k++;
+        return k === t0.length && k === t.length ? `${n} identical` : `${n} agrees on the first ${k} characters`;
+      });
+      out.push(`greedy text vs ${name0} (${t0.length} characters): ${parts.join('; ')}`);
+    }
+    if (bw && m.weights) {
+      // The best pass: other processes only ever lower the figure, and this is a ceiling.
+      const bound = (bw.best_gb_s * 1e9) / m.weights.bytes;
+      m.decodeBoundTokS = round(bound, 1);
+      out.push(`bandwidth bound: ${round(m.weights.bytes / 1e6, 1)} MB of weights per token (${m.weights.source}) / `
+        + `${bw.best_gb_s} GB/s single-core read (best of ${bw.passes}; median ${bw.median_gb_s}) = `
+        + `${round(bound, 0)} tok/s decode ceiling`);
+    }
+  }
+  out.push(`\nload average: start ${started.loadavg.join(' ')}, end ${results.finished.loadavg.join(' ')} `
+    + `(${started.cpus} cores, ${started.cpu}); ${results.finished.seconds} s`);
+  if (results.problems) out.push(`browser warnings/errors:\n  ${results.problems.join('\n  ')}`);
+  console.log(out.join('\n'));
+  const dir = path.join(REPO, 'target', 'bench');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'last.json'), `${JSON.stringify(results, null, 1)}\n`);
+  console.error(`bench: results in ${path.join(dir, 'last.json')}`);
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e?.stack ?? e}`);
+  process.exit(1);
+});

@@ -1,0 +1,157 @@
+// Types for the npm package `pocketlm` (hand-written; the sources are plain JS with JSDoc).
+
+export type LoadPhase = 'download' | 'cache' | 'init';
+
+export interface LoadProgress {
+  /** Bytes passed to the engine so far; never decreases. */
+  loaded: number;
+  /** Size of the model file in bytes. */
+  total: number;
+  /** 'download': from the network; 'cache': from IndexedDB; 'init': building the model (loaded === total). */
+  phase: LoadPhase;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  /** Aborting rejects with an AbortError and keeps what was downloaded, so the next load resumes. */
+  signal?: AbortSignal;
+  /** Context length in tokens; default: the engine's default for the model. */
+  contextSize?: number;
+  /** Expected SHA-256 of the whole file (64 hex digits); a mismatch deletes the cached copy and throws 'integrity'. */
+  sha256?: string;
+  /** Threads for the multi-threaded build, used only on a cross-origin isolated page when that build exists. */
+  threads?: number;
+  /** Size of the cached chunks for a new download (default 8 MiB; 64 KiB to 256 MiB). */
+  chunkSize?: number;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  name: string;
+  parameters: number;
+  quantization: string;
+  fileBytes: number;
+  contextSize: number;
+  vocabSize: number;
+  backend: 'simd128' | 'relaxed-simd' | 'scalar';
+  threads: number;
+  chatTemplate: boolean;
+  [key: string]: unknown;
+}
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  repeatLastN?: number;
+  seed?: number;
+  /** Generation ends before any of these strings; they are not part of the output. */
+  stop?: string[];
+  /** Aborting stops generation within one token and rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface GenerationStats {
+  promptTokens: number;
+  generatedTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  finishReason: 'eos' | 'stop' | 'length' | 'context' | 'aborted' | null;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | (string & {});
+  content: string;
+}
+
+/** Text pieces of one generation. Leaving a for-await loop early (break/return/throw) stops the generation. */
+export declare class TextStream implements AsyncIterableIterator<string> {
+  private constructor();
+  next(): Promise<IteratorResult<string, undefined>>;
+  return(): Promise<IteratorResult<string, undefined>>;
+  [Symbol.asyncIterator](): TextStream;
+}
+
+export declare class PocketLM {
+  private constructor();
+  /** Loads a GGUF model from the cache (no network) or downloads it into the cache, in a dedicated worker. */
+  static load(url: string | URL, options?: LoadOptions): Promise<PocketLM>;
+  readonly info: Readonly<ModelInfo>;
+  /** Statistics of the last finished or aborted generation; null before the first. */
+  readonly lastStats: GenerationStats | null;
+  /** Continuation of raw text. Calls on one instance run one after another, in call order. */
+  complete(prompt: string, options?: GenerateOptions): Promise<string>;
+  stream(prompt: string, options?: GenerateOptions): TextStream;
+  readable(prompt: string, options?: GenerateOptions): ReadableStream<string>;
+  /** Reply to a conversation, using the model's own chat template. */
+  chat(messages: ChatMessage[], options?: GenerateOptions): Promise<string>;
+  chatStream(messages: ChatMessage[], options?: GenerateOptions): TextStream;
+  chatReadable(messages: ChatMessage[], options?: GenerateOptions): ReadableStream<string>;
+  /** The prompt text chat(messages) feeds the model. */
+  applyChatTemplate(messages: ChatMessage[]): Promise<string>;
+  /** addSpecial: add the BOS/EOS tokens the model's metadata asks for (default false). */
+  tokenize(text: string, options?: { addSpecial?: boolean }): Promise<Uint32Array>;
+  detokenize(ids: ArrayLike<number>): Promise<string>;
+  /** Terminates the worker and frees the model; later calls reject with code 'unloaded'. */
+  unload(): Promise<void>;
+}
+
+export interface CacheEntry {
+  /** Absolute URL, the cache key. */
+  url: string;
+  /** Bytes stored so far. */
+  bytes: number;
+  /** Size of the whole file. */
+  size: number;
+  /** Usable without the network. */
+  complete: boolean;
+  /** Milliseconds since the epoch: when the download started, or completed once complete. */
+  storedAt: number;
+  /** The verified SHA-256, when one was given. */
+  sha256: string | null;
+}
+
+export interface CacheUsage {
+  /** Bytes stored by pocketlm. */
+  bytes: number;
+  /** navigator.storage.estimate() for the whole origin, or null where the browser does not tell. */
+  quota: number | null;
+  usage: number | null;
+  /** Whether the browser promised not to evict this origin's storage. */
+  persisted: boolean;
+}
+
+export declare class ModelCache {
+  static list(): Promise<CacheEntry[]>;
+  /** Resolves true if there was an entry (complete or partial) for the URL. */
+  static delete(url: string | URL): Promise<boolean>;
+  static clear(): Promise<void>;
+  static usage(): Promise<CacheUsage>;
+  /** Asks the browser not to evict stored models; resolves whether it agreed. */
+  static persist(): Promise<boolean>;
+  /** Downloads (or resumes) a model into the cache without loading it; no request if it is already complete. */
+  static download(
+    url: string | URL,
+    options?: Pick<LoadOptions, 'onProgress' | 'signal' | 'sha256' | 'chunkSize'>,
+  ): Promise<CacheEntry>;
+}
+
+export type PocketLMErrorCode =
+  | 'network' | 'http' | 'quota' | 'storage' | 'integrity' | 'format' | 'unsupported' | 'context-overflow'
+  | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' | 'worker' | 'unloaded' | 'internal';
+
+/** Every error the package reports. Aborts have name 'AbortError' and code 'aborted'. */
+export declare class PocketLMError extends Error {
+  constructor(code: PocketLMErrorCode | (string & {}), message: string,
+    extra?: { status?: number; details?: object; cause?: unknown });
+  readonly name: 'PocketLMError' | 'AbortError';
+  readonly code: PocketLMErrorCode | (string & {});
+  /** HTTP status, for code 'http'. */
+  readonly status?: number;
+  /** 'quota': {needed, available, quota, usage}; 'integrity': {expected, actual}; aborted generation: {stats}. */
+  readonly details?: Record<string, unknown>;
+}

@@ -1,0 +1,213 @@
+// The engine's dedicated worker: owns the wasm instance and the model, and does the download, so the page's
+// thread never waits on any of it. Speaks the protocol in protocol.js.
+
+import { ensureWeights } from './fetcher.js';
+import * as store from './weight_store.js';
+import { startEngineModule } from './backend.js';
+import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
+
+/** WeightLoader.checkHeader() runs from this much on (and again per chunk until the whole header is in), to reject a
+ * wrong file before a long download. */
+const HEADER_CHECK_BYTES = 1 << 20;
+
+/** @type {any} the wasm Engine, once loaded */
+let engine = null;
+/** Set when the engine failed in a way that may have left its state broken (a wasm trap). */
+let crashed = null;
+
+/** @typedef {{controller: AbortController, started: boolean, settled: boolean}} Task */
+/** @type {Map<number, Task>} */
+const tasks = new Map();
+let queue = Promise.resolve();
+
+self.onmessage = (ev) => {
+  const msg = ev.data;
+  if (!msg || typeof msg.id !== 'number' || typeof msg.verb !== 'string') return;
+  if (msg.verb === 'cancel') {
+    cancel(msg.args?.target);
+    return;
+  }
+  const task = { controller: new AbortController(), started: false, settled: false };
+  tasks.set(msg.id, task);
+  queue = queue.then(() => run(msg, task));
+};
+
+function cancel(target) {
+  const task = tasks.get(target);
+  if (!task) return;
+  task.controller.abort();
+  if (!task.started) reply(target, task, { ok: false, error: toWire(abortError(undefined, 'the request')) });
+}
+
+function reply(id, task, body, transfer = []) {
+  if (task.settled) return;
+  task.settled = true;
+  tasks.delete(id);
+  self.postMessage({ id, ...body }, transfer);
+}
+
+async function run(msg, task) {
+  if (task.settled) return; // cancelled while queued
+  task.started = true;
+  const handler = HANDLERS[msg.verb];
+  try {
+    if (!handler) throw new PocketLMError('invalid-argument', `unknown request '${msg.verb}'`);
+    const value = await handler(msg.args ?? {}, task.controller.signal, (event) => {
+      if (!task.settled) self.postMessage({ id: msg.id, ...event });
+    });
+    reply(msg.id, task, { ok: true, value }, ArrayBuffer.isView(value) ? [value.buffer] : []);
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      crashed = e;
+      try { engine?.free(); } catch { /* already broken */ }
+      engine = null;
+    }
+    reply(msg.id, task, { ok: false, error: toWire(e) });
+  }
+}
+
+function requireEngine() {
+  if (engine) return engine;
+  if (crashed) throw new PocketLMError('internal', `the engine crashed earlier (${crashed.message}); load the model again`);
+  throw new PocketLMError('invalid-argument', 'no model is loaded in this worker');
+}
+
+const HANDLERS = {
+  /** @param {import('./protocol.js').LoadArgs} args */
+  async load(args, signal, emit) {
+    if (engine) throw new PocketLMError('invalid-argument', 'this worker already holds a model');
+    const { wasm } = await startEngineModule({ threads: args.threads });
+    throwIfAborted(signal, `loading ${args.url}`);
+    /** @type {any} */
+    let loader = null;
+    const open = (total) => {
+      loader?.free(); // a restarted load (the file changed on the server) begins again with an empty loader
+      loader = null;
+      loader = new wasm.WeightLoader(total);
+      let pushed = 0;
+      let checked = false;
+      return {
+        push(bytes) {
+          loader.push(bytes);
+          pushed += bytes.length;
+          if (!checked && (pushed >= HEADER_CHECK_BYTES || pushed === total)) {
+            // false: the metadata runs past what has arrived; look again on the next chunk.
+            checked = loader.checkHeader();
+          }
+        },
+      };
+    };
+    let manifest;
+    try {
+      manifest = await ensureWeights(args.url, {
+        open,
+        signal,
+        sha256: args.sha256,
+        chunkSize: args.chunkSize,
+        storageEstimate: args.storageEstimate,
+        onProgress: (progress) => emit({ progress }),
+      });
+      throwIfAborted(signal, `loading ${args.url}`);
+      emit({ progress: { loaded: manifest.size, total: manifest.size, phase: 'init' } });
+      const l = loader;
+      loader = null; // finish() consumes the loader, whether it succeeds or throws
+      engine = l.finish(args.contextSize ?? 0);
+    } catch (e) {
+      try { loader?.free(); } catch { /* consumed */ }
+      const code = /** @type {any} */ (e)?.code;
+      // A file the engine cannot use would only be rejected again: do not keep it.
+      if (code === 'format' || code === 'unsupported') await store.deleteEntry(args.url).catch(() => {});
+      throw e;
+    }
+    return plainInfo(engine.info());
+  },
+
+  /** Cache only, no engine (ModelCache.download). */
+  async download(args, signal, emit) {
+    const m = await ensureWeights(args.url, {
+      signal,
+      sha256: args.sha256,
+      chunkSize: args.chunkSize,
+      storageEstimate: args.storageEstimate,
+      onProgress: (progress) => emit({ progress }),
+    });
+    return { url: m.url, bytes: m.bytes, size: m.size, complete: true, storedAt: m.storedAt,
+      sha256: m.verified ? m.sha256 : null };
+  },
+
+  /** @param {import('./protocol.js').GenerateArgs} args */
+  async generate(args, signal, emit) {
+    const e = requireEngine();
+    const prompt = args.messages ? e.applyChatTemplate(args.messages) : args.prompt;
+    if (typeof prompt !== 'string') throw new PocketLMError('invalid-argument', 'prompt must be a string');
+    throwIfAborted(signal, 'generation');
+    e.reset(); // every call starts from an empty context, whatever the previous one left behind
+    e.begin(prompt, args.options ?? {});
+    let text = '';
+    for (;;) {
+      if (signal.aborted) {
+        const err = abortError(signal.reason, 'generation');
+        err.details = { stats: { ...plainStats(e.stats()), finishReason: 'aborted' } };
+        throw err;
+      }
+      const piece = e.next();
+      if (piece === undefined) break;
+      if (piece !== '') {
+        if (args.collect) text += piece;
+        else emit({ piece });
+      }
+      // Let a 'cancel' message in: the engine computes synchronously, so without this the message would wait
+      // for the whole generation.
+      await nextTask();
+    }
+    const stats = plainStats(e.stats());
+    return args.collect ? { text, stats } : { stats };
+  },
+
+  async tokenize(args) {
+    return Uint32Array.from(requireEngine().tokenize(String(args.text), !!args.addSpecial));
+  },
+
+  async detokenize(args) {
+    return requireEngine().detokenize(Uint32Array.from(args.ids));
+  },
+
+  async applyChatTemplate(args) {
+    return requireEngine().applyChatTemplate(args.messages);
+  },
+
+  async unload() {
+    engine?.free();
+    engine = null;
+    return null;
+  },
+};
+
+/** Copies what wasm returned into a plain object (a serde Map, or an object with getters, would not clone). */
+function plainInfo(v) {
+  return v instanceof Map ? Object.fromEntries(v) : { ...v };
+}
+
+function plainStats(v) {
+  const s = v instanceof Map ? Object.fromEntries(v) : v;
+  return {
+    promptTokens: s.promptTokens,
+    generatedTokens: s.generatedTokens,
+    prefillTokensPerSecond: s.prefillTokensPerSecond,
+    decodeTokensPerSecond: s.decodeTokensPerSecond,
+    finishReason: s.finishReason ?? null,
+  };
+}
+
+// A macrotask boundary without setTimeout's 4 ms clamp: a message to ourselves queues behind messages already
+// posted to this worker (both are posted-message tasks), so a pending 'cancel' is handled first.
+const channel = new MessageChannel();
+/** @type {((value?: unknown) => void)[]} */
+const wakeups = [];
+channel.port1.onmessage = () => wakeups.shift()?.();
+function nextTask() {
+  return new Promise((resolve) => {
+    wakeups.push(resolve);
+    channel.port2.postMessage(null);
+  });
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make bench`: pocketlm vs wllama in headless Chromium, the native CLI, and the memory-bandwidth bound.
+# Arguments go to bench/run.mjs: [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,...]
+#   [--native-runs N] [--no-native] [--ctx N]. Expects `make pkg cli` and the npm dev packages (make setup).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -f pkg/dist/index.js ] || { echo "bench: pkg/dist is missing: run make pkg" >&2; exit 1; }
+# The bandwidth probe: one dependency-free Rust file, rebuilt when it changes.
+mkdir -p target/bench
+if [ ! -x target/bench/bandwidth ] || [ bench/bandwidth.rs -nt target/bench/bandwidth ]; then
+  rustc -C opt-level=3 -o target/bench/bandwidth bench/bandwidth.rs
+fi
+exec node bench/run.mjs "$@"

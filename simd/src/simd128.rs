@@ -1,0 +1,128 @@
+//! SIMD128 kernels (`core::arch::wasm32`), with a relaxed-SIMD variant chosen at compile time
+//! (`-C target-feature=+simd128,+relaxed-simd`). Same functions and signatures as [`crate::reference`], which is
+//! their specification and their fallback for anything not vectorized here.
+//!
+//! What "the same" means (the parity tests check it in headless Chromium for both builds):
+//! - quantizers: bit-exact;
+//! - quantized dot products (vec_dot, matvec, matmul): bit-exact. Each block's integer dot product is exact
+//!   (i32x4 partial sums of `i32x4.dot_i16x8_s`, or of `i32x4.relaxed_dot_i8x16_i7x16_add_s` with the unsigned
+//!   weight codes as the 7-bit operand), and the block's scales are applied with the reference's f32 expression in
+//!   the reference's order, four (row, token) pairs per f32x4 ([`common::tile`]);
+//! - float dot products: bit-exact in the SIMD128 build (the reference's 8-lane order); the relaxed build fuses the
+//!   multiply-add (`f32x4.relaxed_madd`) and agrees within f32 rounding.
+//!
+//! matvec takes four weight rows per tile (the activation block is loaded once for them); matmul takes four tokens
+//! per tile over a band of rows, so each weight block is read from memory once per batch and unpacked once per four
+//! tokens.
+
+mod common;
+mod float;
+mod kquants;
+mod legacy;
+mod quantize;
+
+use crate::reference::{self, row_bytes};
+use crate::GgmlType;
+
+/// Dequantizes one row (see [`crate::reference::dequantize_row`]).
+#[track_caller]
+pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) {
+    reference::dequantize_row(t, src, dst)
+}
+
+/// Quantizes one row into `t` (see [`crate::reference::quantize_row`]); Q8_0, Q8_1 and Q8_K are vectorized.
+#[track_caller]
+pub fn quantize_row(t: GgmlType, src: &[f32], dst: &mut [u8]) {
+    let want = row_bytes(t, src.len());
+    assert!(dst.len() == want, "{t}: destination row of {} elements must be {want} bytes, got {}", src.len(), dst.len());
+    match t {
+        GgmlType::Q8_0 => quantize::quantize_q8_0(src, dst),
+        GgmlType::Q8_1 => quantize::quantize_q8_1(src, dst),
+        GgmlType::Q8_K => quantize::quantize_q8_k(src, dst),
+        _ => reference::quantize_row(t, src, dst),
+    }
+}
+
+#[track_caller]
+fn check_dot(wt: GgmlType, n: usize, w: usize, a: usize) {
+    let (wb, ab) = (row_bytes(wt, n), row_bytes(wt.vec_dot_type(), n));
+    assert!(w == wb, "{wt}: weight row of {n} elements must be {wb} bytes, got {w}");
+    assert!(a == ab, "{wt}: activation row of {n} elements must be {ab} bytes, got {a}");
+}
+
+/// Calls `$f::<K>(nb, args..)` with the block kernel `K` of weight type `$wt`, or evaluates `$fallback`.
+macro_rules! with_kernel {
+    ($wt:expr, $n:expr, $f:ident ( $($arg:expr),* ), $fallback:expr) => {{
+        let nb = $n / $wt.block_size();
+        match $wt {
+            GgmlType::Q4_0 => common::$f::<legacy::Q4_0>(nb, $($arg),*),
+            GgmlType::Q4_1 => common::$f::<legacy::Q4_1>(nb, $($arg),*),
+            GgmlType::Q5_0 => common::$f::<legacy::Q5_0>(nb, $($arg),*),
+            GgmlType::Q5_1 => common::$f::<legacy::Q5_1>(nb, $($arg),*),
+            GgmlType::Q8_0 => common::$f::<legacy::Q8_0>(nb, $($arg),*),
+            GgmlType::Q2_K => common::$f::<kquants::Q2K>(nb, $($arg),*),
+            GgmlType::Q3_K => common::$f::<kquants::Q3K>(nb, $($arg),*),
+            GgmlType::Q4_K => common::$f::<kquants::Q4K>(nb, $($arg),*),
+            GgmlType::Q5_K => common::$f::<kquants::Q5K>(nb, $($arg),*),
+            GgmlType::Q6_K => common::$f::<kquants::Q6K>(nb, $($arg),*),
+            GgmlType::F32 => float::$f::<float::F32>($n, $($arg),*),
+            GgmlType::F16 => float::$f::<float::F16>($n, $($arg),*),
+            GgmlType::BF16 => float::$f::<float::BF16>($n, $($arg),*),
+            _ => $fallback,
+        }
+    }};
+}
+
+/// Dot product of one weight row with one activation row (see [`crate::reference::vec_dot`]).
+#[track_caller]
+pub fn vec_dot(wt: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
+    if !wt.is_supported_weight() {
+        return reference::vec_dot(wt, n, w, a);
+    }
+    check_dot(wt, n, w.len(), a.len());
+    with_kernel!(wt, n, vec_dot(w, a), reference::vec_dot(wt, n, w, a))
+}
+
+/// `out[r] = dot(row r of w, a)` (see [`crate::reference::matvec`]).
+#[track_caller]
+pub fn matvec(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    if !wt.is_supported_weight() {
+        return reference::matvec(wt, n_cols, w, a, out);
+    }
+    let rb = row_bytes(wt, n_cols);
+    let ab = row_bytes(wt.vec_dot_type(), n_cols);
+    assert!(a.len() == ab, "{wt}: activation row of {n_cols} elements must be {ab} bytes, got {}", a.len());
+    let want = out.len().checked_mul(rb).expect("matvec: weight size overflows usize");
+    assert!(w.len() == want, "matvec: {} rows of {rb} bytes need {want} weight bytes, got {}", out.len(), w.len());
+    if rb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    with_kernel!(wt, n_cols, matvec(w, a, out), reference::matvec(wt, n_cols, w, a, out))
+}
+
+/// Batched matvec, token-major `out[t * n_rows + r]` (see [`crate::reference::matmul`]).
+#[track_caller]
+pub fn matmul(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], n_tok: usize, out: &mut [f32]) {
+    if !wt.is_supported_weight() || n_cols == 0 {
+        return reference::matmul(wt, n_cols, w, a, n_tok, out);
+    }
+    let rb = row_bytes(wt, n_cols);
+    let ab = row_bytes(wt.vec_dot_type(), n_cols);
+    assert!(w.len() % rb == 0, "matmul: {} weight bytes is not a whole number of {rb}-byte rows", w.len());
+    let n_rows = w.len() / rb;
+    assert!(
+        Some(a.len()) == n_tok.checked_mul(ab),
+        "matmul: {n_tok} activation rows of {ab} bytes, got {} bytes",
+        a.len()
+    );
+    assert!(
+        Some(out.len()) == n_tok.checked_mul(n_rows),
+        "matmul: output must hold {n_tok} x {n_rows} values, got {}",
+        out.len()
+    );
+    if n_rows == 0 {
+        return;
+    }
+    with_kernel!(wt, n_cols, matmul(w, a, n_tok, out), reference::matmul(wt, n_cols, w, a, n_tok, out))
+}

@@ -1,0 +1,161 @@
+//! Float weights (F32, F16, BF16) against f32 activations (little-endian bytes), and the plain f32 dot product.
+//!
+//! The reference sums in a fixed 8-lane order (`crate::reference::dot_lanes`): lane `i % 8` accumulates
+//! `w[i] * a[i]` over whole chunks of 8, then `(s0 + s2) + (s1 + s3)` with `s_l = acc[l] + acc[l + 4]`, then the
+//! remaining `n % 8` products one by one. Two f32x4 accumulators per (row, token) reproduce that exactly in the
+//! SIMD128 build; the relaxed build fuses each multiply-add ([`madd_f32`]) and so differs by f32 rounding only.
+
+use super::common::*;
+use core::arch::wasm32::*;
+
+/// A float weight format: how to widen 8 consecutive weights (starting at element `i`) to two f32x4, and one to f32.
+pub(super) trait FloatRow {
+    const BYTES: usize;
+    fn load8(w: &[u8], i: usize) -> (v128, v128);
+    fn one(w: &[u8], i: usize) -> f32;
+}
+
+pub(super) struct F32;
+impl FloatRow for F32 {
+    const BYTES: usize = 4;
+    #[inline(always)]
+    fn load8(w: &[u8], i: usize) -> (v128, v128) {
+        (load(w, 4 * i), load(w, 4 * i + 16))
+    }
+    #[inline(always)]
+    fn one(w: &[u8], i: usize) -> f32 {
+        f32_at(w, 4 * i)
+    }
+}
+
+pub(super) struct F16;
+impl FloatRow for F16 {
+    const BYTES: usize = 2;
+    #[inline(always)]
+    fn load8(w: &[u8], i: usize) -> (v128, v128) {
+        let h = load(w, 2 * i);
+        (f16x4_to_f32x4(u32x4_extend_low_u16x8(h)), f16x4_to_f32x4(u32x4_extend_high_u16x8(h)))
+    }
+    #[inline(always)]
+    fn one(w: &[u8], i: usize) -> f32 {
+        f16_at(w, 2 * i)
+    }
+}
+
+/// bfloat16 is the top half of an f32: widening is a 16-bit shift.
+pub(super) struct BF16;
+impl FloatRow for BF16 {
+    const BYTES: usize = 2;
+    #[inline(always)]
+    fn load8(w: &[u8], i: usize) -> (v128, v128) {
+        let h = load(w, 2 * i);
+        (i32x4_shl(u32x4_extend_low_u16x8(h), 16), i32x4_shl(u32x4_extend_high_u16x8(h), 16))
+    }
+    #[inline(always)]
+    fn one(w: &[u8], i: usize) -> f32 {
+        f32::from_bits((u16::from_le_bytes([w[2 * i], w[2 * i + 1]]) as u32) << 16)
+    }
+}
+
+/// Dots of `R` weight rows with `T` activation rows of `n` elements, in the reference's 8-lane order;
+/// result `[r][t]`. `w[r]`: `n * W::BYTES` bytes; `a[t]`: `4 * n` bytes (f32, little-endian).
+#[inline(always)]
+fn tile<W: FloatRow, const R: usize, const T: usize>(n: usize, w: [&[u8]; R], a: [&[u8]; T]) -> [[f32; T]; R] {
+    let w = w.map(|w| &w[..n * W::BYTES]);
+    let a = a.map(|a| &a[..4 * n]);
+    let whole = n / 8 * 8;
+    let mut lo = [[f32x4_splat(0.0); T]; R];
+    let mut hi = [[f32x4_splat(0.0); T]; R];
+    let mut i = 0;
+    while i < whole {
+        let av: [(v128, v128); T] = core::array::from_fn(|t| (load(a[t], 4 * i), load(a[t], 4 * i + 16)));
+        for r in 0..R {
+            let (w0, w1) = W::load8(w[r], i);
+            for t in 0..T {
+                lo[r][t] = madd_f32(w0, av[t].0, lo[r][t]);
+                hi[r][t] = madd_f32(w1, av[t].1, hi[r][t]);
+            }
+        }
+        i += 8;
+    }
+    core::array::from_fn(|r| {
+        core::array::from_fn(|t| {
+            let mut s = hsum_f32(f32x4_add(lo[r][t], hi[r][t]));
+            for j in whole..n {
+                s += W::one(w[r], j) * f32_at(a[t], 4 * j);
+            }
+            s
+        })
+    })
+}
+
+pub(super) fn vec_dot<W: FloatRow>(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    tile::<W, 1, 1>(n, [w], [a])[0][0]
+}
+
+/// `out[r] = w_r · a`, four rows per tile (the activation chunk is loaded once for four rows).
+pub(super) fn matvec<W: FloatRow>(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let rb = n * W::BYTES;
+    let mut chunks = out.chunks_exact_mut(4);
+    let mut r0 = 0;
+    for o in &mut chunks {
+        let rows: [&[u8]; 4] = core::array::from_fn(|i| &w[(r0 + i) * rb..(r0 + i + 1) * rb]);
+        let res = tile::<W, 4, 1>(n, rows, [a]);
+        for (o, v) in o.iter_mut().zip(res) {
+            *o = v[0];
+        }
+        r0 += 4;
+    }
+    for o in chunks.into_remainder() {
+        *o = vec_dot::<W>(n, &w[r0 * rb..(r0 + 1) * rb], a);
+        r0 += 1;
+    }
+}
+
+/// Token-major `out[t * n_rows + r] = w_r · a_t`, four tokens per tile over bands of 16 rows (each weight chunk is
+/// widened once per four tokens).
+pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, out: &mut [f32]) {
+    if n_tok == 0 {
+        return;
+    }
+    let (rb, ab) = (n * W::BYTES, 4 * n);
+    let n_rows = out.len() / n_tok;
+    for r_start in (0..n_rows).step_by(16) {
+        let r_end = (r_start + 16).min(n_rows);
+        let mut t0 = 0;
+        while t0 + 4 <= n_tok {
+            let toks: [&[u8]; 4] = core::array::from_fn(|i| &a[(t0 + i) * ab..(t0 + i + 1) * ab]);
+            for r in r_start..r_end {
+                let res = tile::<W, 1, 4>(n, [&w[r * rb..(r + 1) * rb]], toks);
+                for (i, v) in res[0].iter().enumerate() {
+                    out[(t0 + i) * n_rows + r] = *v;
+                }
+            }
+            t0 += 4;
+        }
+        for t in t0..n_tok {
+            let at = &a[t * ab..(t + 1) * ab];
+            for r in r_start..r_end {
+                out[t * n_rows + r] = vec_dot::<W>(n, &w[r * rb..(r + 1) * rb], at);
+            }
+        }
+    }
+}
+
+/// `Σ a[i] * b[i]` over f32 slices of equal length, in the reference's 8-lane order.
+pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let whole = n / 8 * 8;
+    let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
+    let mut i = 0;
+    while i < whole {
+        lo = madd_f32(load_f32(a, i), load_f32(b, i), lo);
+        hi = madd_f32(load_f32(a, i + 4), load_f32(b, i + 4), hi);
+        i += 8;
+    }
+    let mut s = hsum_f32(f32x4_add(lo, hi));
+    for j in whole..n {
+        s += a[j] * b[j];
+    }
+    s
+}

@@ -1,0 +1,370 @@
+//! SIMD128 (and relaxed-SIMD) kernels against their scalar specification, `pocketlm_simd::reference`.
+//!
+//! Runs only on wasm32, in headless Chromium (`cargo test --target wasm32-unknown-unknown -p pocketlm-simd`, and the
+//! same with `RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" ... --target-dir target/relaxed`): natively the
+//! dispatch functions *are* the reference, so there is nothing to compare.
+//!
+//! What is asserted, per kernel (both builds unless noted):
+//! - `quantize_activation` (Q8_0, Q8_1, Q8_K): output bytes identical to `reference::quantize_row`.
+//! - `vec_dot`, `matvec`, `matmul` for quantized weights (Q4_0 ... Q6_K): every result has the reference's exact
+//!   f32 bits (`to_bits` equal): the integer block sums are exact and the scales are applied in the reference order.
+//! - the same for F32 / F16 / BF16 weights: bit-exact in the SIMD128 build (the reference's 8-lane order); in the
+//!   relaxed build (fused multiply-add) `|simd - ref| <= 1e-6 * n * sum_i |w_i * a_i|`.
+//! - `dequantize_row`: bit-exact.
+//!
+//! Data: seeded random rows (a tiny PRNG below) with lengths that leave tails everywhere (1-3 blocks, row counts not
+//! a multiple of 4, token counts not a multiple of 4, float rows of every length mod 8), and real rows of the two
+//! models embedded from `tests/data/rows.bin` (written by `tests/data/make_rows.py` from the GGUF files).
+#![cfg(target_arch = "wasm32")]
+
+use pocketlm_simd::{self as k, reference as r, GgmlType, GgmlType::*};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const RELAXED: bool = cfg!(target_feature = "relaxed-simd");
+
+/// splitmix64: a tiny deterministic generator, good enough to spread test values.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    /// Roughly normal (sum of four uniforms).
+    fn normal(&mut self) -> f32 {
+        (self.unit() + self.unit() + self.unit() + self.unit()) * 0.87
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// A finite f16 of either sign between 2^-24 (subnormal) and 2^3, as bits.
+    fn f16_bits(&mut self) -> u16 {
+        let sign = (self.below(2) as u16) << 15;
+        let exp = self.below(19) as u16; // 0 (subnormal) ..= 18 (2^3)
+        sign | (exp << 10) | (self.below(1024) as u16)
+    }
+}
+
+/// An activation row of `n` values, varied per 32-value block: normal values at scales from 1e-3 to 30, an all-zero
+/// block, a block with one outlier, and a block of halves whose largest magnitude is 127 (so `x * 127 / amax` lands
+/// exactly on .5 ties and exercises the rounding rule).
+fn activation(rng: &mut Rng, n: usize) -> Vec<f32> {
+    let mut x = vec![0.0f32; n];
+    for (bi, b) in x.chunks_mut(32).enumerate() {
+        match (bi + rng.below(7) as usize) % 7 {
+            0 => {}
+            1 => {
+                for v in b.iter_mut() {
+                    *v = (rng.below(255) as f32 - 127.0) * 0.5;
+                }
+                b[0] = -127.0;
+            }
+            2 => {
+                for v in b.iter_mut() {
+                    *v = rng.normal() * 0.01;
+                }
+                let i = rng.below(b.len() as u64) as usize;
+                b[i] = 40.0;
+            }
+            _ => {
+                let scale = [1e-3, 0.05, 1.0, 3.0, 30.0][rng.below(5) as usize];
+                for v in b.iter_mut() {
+                    *v = rng.normal() * scale;
+                }
+            }
+        }
+    }
+    x
+}
+
+/// Byte offsets of the f16 scale fields of one block of `t` (set to sane values in random blocks).
+fn f16_fields(t: GgmlType) -> &'static [usize] {
+    match t {
+        Q4_0 | Q5_0 | Q8_0 => &[0],
+        Q4_1 | Q5_1 | Q4_K | Q5_K => &[0, 2],
+        Q2_K => &[80, 82],
+        Q3_K => &[108],
+        Q6_K => &[208],
+        _ => &[],
+    }
+}
+
+/// `n_rows` weight rows of `t`, `n_cols` each: random bytes (every code and packed-scale pattern, including the -128
+/// of Q8_0) with finite random f16 scales, or, for types the reference can quantize, half the time a quantized
+/// random matrix.
+fn weights(rng: &mut Rng, t: GgmlType, n_rows: usize, n_cols: usize) -> Vec<u8> {
+    let rb = r::row_bytes(t, n_cols);
+    if t.block_size() > 1 && r::can_quantize(t) && rng.below(2) == 0 {
+        let mut w = vec![0u8; rb * n_rows];
+        for row in w.chunks_exact_mut(rb) {
+            r::quantize_row(t, &activation(rng, n_cols), row);
+        }
+        return w;
+    }
+    match t {
+        F32 => (0..n_rows * n_cols).flat_map(|_| rng.normal().to_le_bytes()).collect(),
+        F16 => (0..n_rows * n_cols).flat_map(|_| rng.f16_bits().to_le_bytes()).collect(),
+        // bf16: the top half of an f32, sane exponents only.
+        BF16 => (0..n_rows * n_cols).flat_map(|_| ((rng.normal().to_bits() >> 16) as u16).to_le_bytes()).collect(),
+        _ => {
+            let mut w = rng.bytes(rb * n_rows);
+            for b in w.chunks_exact_mut(t.type_size()) {
+                for &off in f16_fields(t) {
+                    b[off..off + 2].copy_from_slice(&rng.f16_bits().to_le_bytes());
+                }
+            }
+            w
+        }
+    }
+}
+
+const WEIGHT_TYPES: [GgmlType; 13] = [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16, BF16, F32];
+
+fn is_float(t: GgmlType) -> bool {
+    matches!(t, F32 | F16 | BF16)
+}
+
+/// Asserts `got` matches the reference `want`: identical bits, except float weights in the relaxed build, which
+/// must be within `1e-6 * n * mag` (`mag` = sum of |w_i * a_i|).
+fn assert_dot(t: GgmlType, n: usize, got: f32, want: f32, mag: f32, what: &str) {
+    if RELAXED && is_float(t) {
+        let tol = 1e-6 * n as f32 * mag;
+        assert!((got - want).abs() <= tol, "{t} {what} n={n}: {got} vs reference {want} (tolerance {tol})");
+    } else {
+        assert!(got.to_bits() == want.to_bits(), "{t} {what} n={n}: {got:e} vs reference {want:e}");
+    }
+}
+
+/// Sum of |w_i * a_i| over one row (the scale of its rounding error).
+fn magnitude(t: GgmlType, n: usize, w: &[u8], a: &[f32]) -> f32 {
+    let mut wf = vec![0.0f32; n];
+    r::dequantize_row(t, w, &mut wf);
+    wf.iter().zip(a).map(|(w, a)| (w * a).abs()).sum()
+}
+
+/// Quantizes `n_tok` activation rows with the dispatched kernel, checks them against the reference, then checks
+/// vec_dot, matvec and matmul of `w` (`n_rows` rows) against the reference.
+fn check_products(t: GgmlType, n_cols: usize, w: &[u8], acts: &[Vec<f32>], what: &str) {
+    let ab = k::activation_row_bytes(t, n_cols);
+    let n_rows = w.len() / r::row_bytes(t, n_cols);
+    let n_tok = acts.len();
+    let mut aq = vec![0u8; ab * n_tok];
+    for (x, q) in acts.iter().zip(aq.chunks_exact_mut(ab)) {
+        k::quantize_activation(t, x, q);
+        let mut want = vec![0u8; ab];
+        r::quantize_row(t.vec_dot_type(), x, &mut want);
+        assert!(q == &want[..], "{t} {what}: quantize_activation ({}) differs from the reference", t.vec_dot_type());
+    }
+    let rb = r::row_bytes(t, n_cols);
+    let mut out = vec![0.0f32; n_rows];
+    let mut want = vec![0.0f32; n_rows];
+    for (ti, (a, x)) in aq.chunks_exact(ab).zip(acts).enumerate() {
+        k::matvec(t, n_cols, w, a, &mut out);
+        r::matvec(t, n_cols, w, a, &mut want);
+        for (ri, row) in w.chunks_exact(rb).enumerate() {
+            let mag = if RELAXED && is_float(t) { magnitude(t, n_cols, row, x) } else { 0.0 };
+            let d = k::vec_dot(t, n_cols, row, a);
+            assert_dot(t, n_cols, d, want[ri], mag, &format!("{what} vec_dot row {ri} token {ti}"));
+            assert_dot(t, n_cols, out[ri], want[ri], mag, &format!("{what} matvec row {ri} token {ti}"));
+        }
+    }
+    let mut out = vec![0.0f32; n_rows * n_tok];
+    let mut want = vec![0.0f32; n_rows * n_tok];
+    k::matmul(t, n_cols, w, &aq, n_tok, &mut out);
+    r::matmul(t, n_cols, w, &aq, n_tok, &mut want);
+    for (i, (&o, &e)) in out.iter().zip(&want).enumerate() {
+        let (tok, row) = (i / n_rows, i % n_rows);
+        let mag = if RELAXED && is_float(t) {
+            magnitude(t, n_cols, &w[row * rb..(row + 1) * rb], &acts[tok])
+        } else {
+            0.0
+        };
+        assert_dot(t, n_cols, o, e, mag, &format!("{what} matmul row {row} token {tok}"));
+    }
+}
+
+#[wasm_bindgen_test]
+fn random_rows_match_reference() {
+    let mut rng = Rng(0x5eed_0001);
+    for t in WEIGHT_TYPES {
+        let bs = t.block_size();
+        // Block counts 1..3 and a model-sized row; for float types every length mod 8 up to 2 chunks, plus 576.
+        let cols: Vec<usize> = if bs == 1 { (1..=17).chain([64, 576]).collect() } else { vec![bs, 2 * bs, 3 * bs, 1536] };
+        for (i, &n_cols) in cols.iter().enumerate() {
+            let n_rows = [1, 3, 4, 5, 7, 8, 13][i % 7];
+            let n_tok = [1, 2, 3, 4, 5, 7, 9][(i + 3) % 7];
+            let w = weights(&mut rng, t, n_rows, n_cols);
+            let acts: Vec<Vec<f32>> = (0..n_tok).map(|_| activation(&mut rng, n_cols)).collect();
+            check_products(t, n_cols, &w, &acts, &format!("random {n_rows}x{n_cols}, {n_tok} tokens"));
+        }
+    }
+}
+
+/// Rows longer than the kernels' scale buffer (256 activation blocks): the running sums must carry across chunks.
+#[wasm_bindgen_test]
+fn long_rows_match_reference() {
+    let mut rng = Rng(0x5eed_0004);
+    for (t, blocks) in [(Q4_1, 300), (Q8_0, 257), (Q5_0, 513), (Q6_K, 257), (Q4_K, 258)] {
+        let n_cols = blocks * t.block_size();
+        let w = weights(&mut rng, t, 5, n_cols);
+        let acts: Vec<Vec<f32>> = (0..5).map(|_| activation(&mut rng, n_cols)).collect();
+        check_products(t, n_cols, &w, &acts, &format!("long 5x{n_cols}, 5 tokens"));
+    }
+}
+
+#[wasm_bindgen_test]
+fn quantizers_match_reference_on_random_rows() {
+    let mut rng = Rng(0x5eed_0002);
+    for t in [Q8_0, Q8_1, Q8_K] {
+        for blocks in [1, 2, 5, 9] {
+            let n = blocks * t.block_size();
+            let x = activation(&mut rng, n);
+            let mut got = vec![0u8; r::row_bytes(t, n)];
+            let mut want = got.clone();
+            // A weight type whose activation type is `t`.
+            let wt = match t {
+                Q8_0 => Q8_0,
+                Q8_1 => Q4_1,
+                _ => Q4_K,
+            };
+            k::quantize_activation(wt, &x, &mut got);
+            r::quantize_row(t, &x, &mut want);
+            assert!(got == want, "{t}: {n} values quantize differently from the reference");
+        }
+    }
+    // Q8_K's sign rule: the first value of largest magnitude decides the sign of the scale (ties of +a and -a).
+    let mut x = vec![0.25f32; 256];
+    x[10] = -3.0;
+    x[20] = 3.0;
+    let mut got = vec![0u8; 292];
+    let mut want = got.clone();
+    k::quantize_activation(Q6_K, &x, &mut got);
+    r::quantize_row(Q8_K, &x, &mut want);
+    assert!(got == want, "Q8_K with a +/- tie quantizes differently from the reference");
+}
+
+#[wasm_bindgen_test]
+fn dequantize_matches_reference() {
+    let mut rng = Rng(0x5eed_0003);
+    for t in WEIGHT_TYPES.into_iter().chain([Q8_1, Q8_K]) {
+        let n = if t.block_size() == 1 { 37 } else { 3 * t.block_size() };
+        let src = match t {
+            Q8_1 | Q8_K => {
+                let mut q = vec![0u8; r::row_bytes(t, n)];
+                r::quantize_row(t, &activation(&mut rng, n), &mut q);
+                q
+            }
+            _ => weights(&mut rng, t, 1, n),
+        };
+        let mut got = vec![0.0f32; n];
+        let mut want = vec![0.0f32; n];
+        k::dequantize_row(t, &src, &mut got);
+        r::dequantize_row(t, &src, &mut want);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(g.to_bits() == w.to_bits(), "{t} dequantize element {i}: {g} vs reference {w}");
+        }
+    }
+}
+
+/// One tensor of `tests/data/rows.bin`.
+struct Rows {
+    name: String,
+    t: GgmlType,
+    n_cols: usize,
+    n_rows: usize,
+    data: &'static [u8],
+}
+
+fn real_rows() -> Vec<Rows> {
+    static BIN: &[u8] = include_bytes!("data/rows.bin");
+    assert!(BIN.starts_with(b"PLMROWS1"), "rows.bin: bad magic");
+    let u32_at = |o: usize| u32::from_le_bytes(BIN[o..o + 4].try_into().unwrap()) as usize;
+    let count = u32_at(8);
+    let mut off = 12;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let nl = u32_at(off);
+        let name = String::from_utf8(BIN[off + 4..off + 4 + nl].to_vec()).unwrap();
+        off += 4 + nl;
+        let (t, n_cols, n_rows, len) = (u32_at(off), u32_at(off + 4), u32_at(off + 8), u32_at(off + 12));
+        off += 16;
+        let t = GgmlType::from_id(t as u32).expect("rows.bin: known type");
+        assert_eq!(len, r::row_bytes(t, n_cols) * n_rows, "rows.bin: {name} length");
+        out.push(Rows { name, t, n_cols, n_rows, data: &BIN[off..off + len] });
+        off += len;
+    }
+    assert_eq!(off, BIN.len(), "rows.bin: trailing bytes");
+    out
+}
+
+/// Real activation-like rows of `n` values for a model: its dequantized token embeddings, concatenated and scaled
+/// by its norm weights where the row is longer than one embedding.
+fn real_activations(rows: &[Rows], model: &str, n: usize, n_tok: usize) -> Vec<Vec<f32>> {
+    let emb = rows.iter().find(|r| r.name.starts_with(model) && r.name.ends_with("token_embd.weight")).unwrap();
+    let norm = rows.iter().find(|r| r.name.starts_with(model) && r.t == F32 && r.n_cols == emb.n_cols).unwrap();
+    let mut e = vec![0.0f32; emb.n_cols * emb.n_rows];
+    r::dequantize_row(emb.t, emb.data, &mut e);
+    let mut g = vec![0.0f32; norm.n_cols];
+    r::dequantize_row(F32, norm.data, &mut g);
+    (0..n_tok)
+        .map(|t| {
+            (0..n)
+                .map(|i| {
+                    let j = (t * emb.n_cols + i * 7) % e.len();
+                    e[j] * if n > emb.n_cols { g[i % g.len()] } else { 1.0 }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+fn real_rows_match_reference() {
+    let rows = real_rows();
+    assert!(rows.len() >= 10, "rows.bin holds {} tensors", rows.len());
+    for w in &rows {
+        let model = w.name.split(':').next().unwrap();
+        if w.t == F32 {
+            // Norm weights: as activations of every quantizer whose block size divides them.
+            for wt in [Q8_0, Q4_1, Q4_K] {
+                if w.n_cols % wt.vec_dot_type().block_size() != 0 {
+                    continue;
+                }
+                let mut x = vec![0.0f32; w.n_cols];
+                r::dequantize_row(F32, w.data, &mut x);
+                let mut got = vec![0u8; k::activation_row_bytes(wt, w.n_cols)];
+                let mut want = got.clone();
+                k::quantize_activation(wt, &x, &mut got);
+                r::quantize_row(wt.vec_dot_type(), &x, &mut want);
+                assert!(got == want, "{}: quantizing for {wt} differs from the reference", w.name);
+            }
+            continue;
+        }
+        let acts = real_activations(&rows, model, w.n_cols, 5);
+        check_products(w.t, w.n_cols, w.data, &acts, &w.name);
+        let mut got = vec![0.0f32; w.n_cols];
+        let mut want = got.clone();
+        let rb = r::row_bytes(w.t, w.n_cols);
+        for row in w.data.chunks_exact(rb) {
+            k::dequantize_row(w.t, row, &mut got);
+            r::dequantize_row(w.t, row, &mut want);
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: dequantize differs from the reference",
+                w.name
+            );
+        }
+    }
+}

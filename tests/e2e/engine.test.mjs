@@ -1,0 +1,231 @@
+// The package with the real engine, end to end in Chromium: SmolLM2-135M-Instruct (Q4_1) downloaded through
+// PocketLM.load, generation, the cache without the network, and the error paths that need real GGUF parsing.
+//
+// Needs pkg/dist/wasm (make pkg) and the model (make models). Without them the suite is skipped with the reason
+// printed; with POCKETLM_E2E_ENGINE=1 (make test-e2e) it fails instead.
+//
+// The greedy reference comes from the native CLI, in a JSON fixture: $POCKETLM_E2E_GREEDY, else
+// $POCKETLM_FIXTURES/e2e_greedy_smollm2.json (default target/fixtures), shaped
+//   {"prompt": "...", "maxTokens": 32, "chat": false, "system": "optional", "text": "<CLI output>", "prompt_tokens": [ids, optional]}
+// e.g. the "text" and "prompt_tokens" of `pocketlm generate --model M --prompt P --max-tokens 32 --temperature 0 --json`
+// (with --chat, "chat": true and "prompt" the user message).
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launchBrowser, openPage, TestServer, MODELS_DIR, REPO, DIST, seededBytes, checkProgress } from './harness.mjs';
+
+const REQUIRED = process.env.POCKETLM_E2E_ENGINE === '1';
+const MODEL_NAME = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const MODEL_FILE = path.join(MODELS_DIR, MODEL_NAME);
+const FIXTURE = process.env.POCKETLM_E2E_GREEDY
+  ?? path.join(process.env.POCKETLM_FIXTURES ?? path.join(REPO, 'target', 'fixtures'), 'e2e_greedy_smollm2.json');
+const GREEDY = { temperature: 0, maxTokens: 24 };
+const PROMPT = 'The capital of France is';
+
+function missing() {
+  if (!fs.existsSync(path.join(DIST, 'wasm', 'simd128', 'pocketlm_bg.wasm'))) {
+    return `${DIST}/wasm/simd128 is missing: build the package with the engine (make pkg)`;
+  }
+  if (!fs.existsSync(MODEL_FILE)) return `${MODEL_FILE} is missing: run make models`;
+  return null;
+}
+
+const reason = missing();
+if (reason && REQUIRED) {
+  it('engine end-to-end prerequisites (POCKETLM_E2E_ENGINE=1)', () => assert.fail(reason));
+} else if (reason) {
+  console.log(`engine e2e tests skipped: ${reason} (set POCKETLM_E2E_ENGINE=1 to make this a failure)`);
+  it('engine end to end', { skip: reason }, () => {});
+} else {
+  describe('engine end to end (SmolLM2-135M-Instruct Q4_1)', () => {
+    let browser;
+    let site; // pages and the package
+    let models; // the model host, another origin, stopped in one test
+    let page;
+    let modelUrl;
+    let greedyText;
+    const size = fs.statSync(MODEL_FILE).size;
+
+    before(async () => {
+      site = await new TestServer().start();
+      models = await new TestServer({ mounts: { '/models/': MODELS_DIR } }).start();
+      modelUrl = `${models.origin}/models/${MODEL_NAME}`;
+      browser = await launchBrowser();
+      page = await openPage(browser.context, site.origin);
+    });
+    after(async () => {
+      await browser?.close();
+      await site?.stop();
+      await models?.stop();
+    });
+
+    const load = (url, opts = {}, name = 'lm') => page.evaluate(([u, o, n]) => window.load(u, o, n), [url, opts, name]);
+    const entry = (url) => page.evaluate((u) => window.entry(u), url);
+    const must = (r) => assert.ok(r.ok, `expected success, got ${JSON.stringify(r.error)}`);
+
+    it('loads the model through the package with monotone progress', async () => {
+      const r = await load(modelUrl);
+      must(r);
+      const last = checkProgress(assert, r.progress, size);
+      assert.deepEqual(last, { loaded: size, total: size, phase: 'init' });
+      assert.deepEqual([...new Set(r.progress.map((p) => p.phase))], ['download', 'init']);
+      // Facts of this file (its GGUF metadata), not of our code.
+      assert.equal(r.value.architecture, 'llama');
+      assert.equal(r.value.vocabSize, 49152);
+      assert.equal(r.value.fileBytes, size);
+      const relaxedBuilt = fs.existsSync(path.join(DIST, 'wasm', 'relaxed', 'pocketlm_bg.wasm'));
+      assert.equal(r.value.backend, relaxedBuilt ? 'relaxed-simd' : 'simd128'); // Chromium has relaxed SIMD
+      const e = await entry(modelUrl);
+      assert.equal(e.complete, true);
+      assert.equal(e.bytes, size);
+    });
+
+    it('streams text; the pieces make up what complete() returns', async () => {
+      const out = await page.evaluate(async ([prompt, opts]) => {
+        const lm = window.models.lm;
+        const pieces = [];
+        for await (const p of lm.stream(prompt, opts)) pieces.push(p);
+        const stats = lm.lastStats;
+        return { pieces, stats, text: await lm.complete(prompt, opts) };
+      }, [PROMPT, GREEDY]);
+      assert.ok(out.pieces.length > 0 && out.pieces.every((p) => typeof p === 'string' && p.length > 0));
+      assert.equal(out.pieces.join(''), out.text);
+      assert.ok(out.text.trim().length > 0);
+      assert.ok(out.stats.generatedTokens > 0 && out.stats.generatedTokens <= GREEDY.maxTokens);
+      assert.ok(out.stats.promptTokens > 0);
+      assert.ok(['eos', 'length', 'stop'].includes(out.stats.finishReason));
+      greedyText = out.text;
+    });
+
+    it('greedy output equals the native CLI reference', async (t) => {
+      if (!fs.existsSync(FIXTURE)) {
+        const msg = `greedy reference ${FIXTURE} is missing (see the header of engine.test.mjs)`;
+        if (REQUIRED) assert.fail(msg);
+        return t.skip(msg);
+      }
+      const fx = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
+      const out = await page.evaluate(async (f) => {
+        const lm = window.models.lm;
+        const opts = { temperature: 0, maxTokens: f.maxTokens };
+        const messages = [...(f.system ? [{ role: 'system', content: f.system }] : []), { role: 'user', content: f.prompt }];
+        const text = f.chat ? await lm.chat(messages, opts) : await lm.complete(f.prompt, opts);
+        return { text, stats: lm.lastStats };
+      }, fx);
+      assert.equal(out.text, fx.text);
+      if (Array.isArray(fx.prompt_tokens)) assert.equal(out.stats.promptTokens, fx.prompt_tokens.length);
+    });
+
+    it('chat() applies the model template; chatStream() gives the same text', async () => {
+      const out = await page.evaluate(async (opts) => {
+        const lm = window.models.lm;
+        const messages = [{ role: 'user', content: 'What is the capital of France?' }];
+        const template = await lm.applyChatTemplate(messages);
+        const text = await lm.chat(messages, opts);
+        let streamed = '';
+        for await (const p of lm.chatStream(messages, opts)) streamed += p;
+        return { template, text, streamed };
+      }, GREEDY);
+      assert.ok(out.template.includes('What is the capital of France?'));
+      assert.ok(out.template.length > 'What is the capital of France?'.length, 'the template adds role markup');
+      assert.ok(out.text.trim().length > 0);
+      assert.equal(out.streamed, out.text);
+    });
+
+    it('tokenize and detokenize round-trip', async () => {
+      const out = await page.evaluate(async () => {
+        const lm = window.models.lm;
+        const text = 'Hello world, café ✓';
+        const ids = await lm.tokenize(text);
+        return { n: ids.length, isU32: ids instanceof Uint32Array, back: await lm.detokenize(ids), text };
+      });
+      assert.equal(out.isU32, true);
+      assert.ok(out.n > 0);
+      assert.equal(out.back, out.text);
+    });
+
+    it('aborting mid-stream stops it; the next call gives the same greedy text', async () => {
+      // A prompt whose greedy continuation is long (counting), so the abort cannot meet a natural end.
+      const out = await page.evaluate(async ([prompt, opts]) => {
+        const lm = window.models.lm;
+        const ac = new AbortController();
+        let error = null;
+        try {
+          for await (const p of lm.stream('Count from 1 to 100: 1, 2, 3,', { temperature: 0, maxTokens: 96, signal: ac.signal })) {
+            ac.abort();
+          }
+        } catch (e) {
+          error = window.plainError(e);
+        }
+        const aborted = lm.lastStats;
+        const pieces = [];
+        for await (const p of lm.stream(prompt, opts)) {
+          pieces.push(p);
+          if (pieces.length === 2) break;
+        }
+        return { error, aborted, text: await lm.complete(prompt, opts) };
+      }, [PROMPT, GREEDY]);
+      assert.equal(out.error?.name, 'AbortError');
+      assert.equal(out.aborted.finishReason, 'aborted');
+      assert.ok(out.aborted.generatedTokens < 96, `${out.aborted.generatedTokens} tokens`);
+      assert.equal(out.text, greedyText);
+    });
+
+    it('reloads from IndexedDB with the model server stopped: same text, no request', async () => {
+      await page.evaluate(() => window.models.lm.unload());
+      await models.stop();
+      try {
+        await page.reload();
+        await page.waitForFunction(() => window.harnessReady === true);
+        const r = await load(modelUrl);
+        must(r);
+        assert.deepEqual([...new Set(r.progress.map((p) => p.phase))], ['cache', 'init']);
+        checkProgress(assert, r.progress, size);
+        const text = await page.evaluate(([p, o]) => window.models.lm.complete(p, o), [PROMPT, GREEDY]);
+        assert.equal(text, greedyText);
+      } finally {
+        await models.start();
+      }
+    });
+
+    it('checks the context size: code "context-overflow"', async () => {
+      must(await load(modelUrl, { contextSize: 32 }, 'small'));
+      const err = await page.evaluate(async () => {
+        const lm = window.models.small;
+        try {
+          await lm.complete('word '.repeat(100), { maxTokens: 4 });
+          return null;
+        } catch (e) {
+          return window.plainError(e);
+        } finally {
+          await lm.unload();
+        }
+      });
+      assert.equal(err?.code, 'context-overflow');
+    });
+
+    it('rejects a file that is not GGUF with code "format" and keeps no entry', async () => {
+      models.addFile('/models/not-a-model.gguf', seededBytes(3 << 20, 5));
+      const url = `${models.origin}/models/not-a-model.gguf`;
+      const r = await load(url, {}, 'junk');
+      assert.equal(r.ok, false);
+      assert.equal(r.error.code, 'format', r.error.message);
+      assert.equal(await entry(url), null);
+    });
+
+    it('rejects a truncated GGUF with code "format" and keeps no entry', async () => {
+      const whole = fs.readFileSync(MODEL_FILE);
+      models.addFile('/models/truncated.gguf', whole.subarray(0, Math.floor(whole.length * 0.6)));
+      const url = `${models.origin}/models/truncated.gguf`;
+      const r = await load(url, {}, 'cut');
+      assert.equal(r.ok, false);
+      assert.equal(r.error.code, 'format', r.error.message);
+      assert.equal(await entry(url), null);
+    });
+
+    it('leaves no errors on the page', () => {
+      assert.deepEqual(page.problems, []);
+    });
+  });
+}
