@@ -1,9 +1,23 @@
-//! f32 vector operations of the forward pass (scalar now; SIMD128 versions later must agree within f32 rounding).
+//! f32 vector operations of the forward pass. Each vectorized op dispatches to its SIMD128 version on wasm32 built with
+//! `simd128` and to its scalar specification in [`scalar`] elsewhere; the SIMD versions agree with the specification
+//! within f32 rounding (see `simd/tests/parity.rs` for what is asserted per op).
 //!
 //! All slices are plain f32 vectors of one token (a hidden state, one attention head, a row of scores). Functions
 //! taking two or more slices panic when their lengths differ: a caller bug.
 
-use crate::reference::dot_lanes;
+/// Calls the SIMD128 version of an op on wasm32 with `simd128`, else its scalar specification in [`scalar`].
+macro_rules! dispatch {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            crate::simd128::ops::$f($($arg),*)
+        }
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        {
+            scalar::$f($($arg),*)
+        }
+    }};
+}
 
 #[track_caller]
 fn same_len(what: &str, a: usize, b: usize) {
@@ -14,32 +28,26 @@ fn same_len(what: &str, a: usize, b: usize) {
 #[track_caller]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     same_len("dot_f32", a.len(), b.len());
-    dot_lanes(a.len(), |i| a[i] * b[i])
+    dispatch!(dot_f32(a, b))
 }
 
 /// `y += alpha * x` (one rounding for the product, one for the sum).
 #[track_caller]
 pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     same_len("axpy", y.len(), x.len());
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
-    }
+    dispatch!(axpy(y, alpha, x))
 }
 
 /// `x *= s`.
 pub fn scale(x: &mut [f32], s: f32) {
-    for v in x {
-        *v *= s;
-    }
+    dispatch!(scale(x, s))
 }
 
 /// `y += x`.
 #[track_caller]
 pub fn add_inplace(y: &mut [f32], x: &[f32]) {
     same_len("add_inplace", y.len(), x.len());
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += x;
-    }
+    dispatch!(add_inplace(y, x))
 }
 
 /// `1 / sqrt(mean(x^2) + eps)` with the sum of squares in f64 (as ggml's `rms_norm`, which sums in `ggml_float`).
@@ -57,49 +65,27 @@ fn rms_scale(x: &[f32], eps: f32) -> f32 {
 pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     same_len("rmsnorm", out.len(), x.len());
     same_len("rmsnorm", x.len(), weight.len());
-    let s = rms_scale(x, eps);
-    for ((o, &x), &w) in out.iter_mut().zip(x).zip(weight) {
-        *o = (x * s) * w;
-    }
+    dispatch!(rmsnorm(out, x, weight, eps))
 }
 
 /// [`rmsnorm`] in place.
 #[track_caller]
 pub fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
     same_len("rmsnorm_inplace", x.len(), weight.len());
-    let s = rms_scale(x, eps);
-    for (x, &w) in x.iter_mut().zip(weight) {
-        *x = (*x * s) * w;
-    }
+    dispatch!(rmsnorm_inplace(x, weight, eps))
 }
 
 /// `x = exp(x - max(x)) / sum(exp(x - max(x)))`; `-inf` entries (masked positions) become 0. The sum is taken in
 /// f64. When every entry is `-inf` (nothing to attend to) the result is all zeros rather than NaN.
 pub fn softmax_inplace(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    if max == f32::NEG_INFINITY {
-        x.fill(0.0);
-        return;
-    }
-    let mut sum = 0.0f64;
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v as f64;
-    }
-    // sum >= 1 (the max entry contributes exp(0) = 1), so the division is safe.
-    let inv = (1.0 / sum) as f32;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
+    dispatch!(softmax_inplace(x))
 }
 
 /// `gate = silu(gate) * up`, silu(g) = g / (1 + exp(-g)) (SwiGLU feed-forward of Llama / SmolLM2 / Qwen).
 #[track_caller]
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     same_len("silu_mul", gate.len(), up.len());
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + libm::expf(-*g)) * u;
-    }
+    dispatch!(silu_mul(gate, up))
 }
 
 /// `gate = gelu(gate) * up` with the tanh approximation (GeGLU of Gemma, ggml's `gelu`):
@@ -107,12 +93,7 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
 #[track_caller]
 pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     same_len("gelu_tanh_mul", gate.len(), up.len());
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    const GELU_COEF_A: f32 = 0.044_715;
-    for (g, &u) in gate.iter_mut().zip(up) {
-        let x = *g;
-        *g = 0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x))) * u;
-    }
+    dispatch!(gelu_tanh_mul(gate, up))
 }
 
 /// `(cos, sin)` of `theta_i = pos * freq_scale * base^(-2i / n_rot)` for pair `i`.
@@ -162,5 +143,104 @@ pub fn rope_neox(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_
         let (a, b) = (x[i], x[i + half]);
         x[i] = a * c - b * s;
         x[i + half] = a * s + b * c;
+    }
+}
+
+/// The scalar specification of the vectorized ops above (also their implementation off wasm32).
+pub mod scalar {
+    use super::{rms_scale, same_len};
+    use crate::reference::dot_lanes;
+
+    /// Scalar [`super::dot_f32`].
+    #[track_caller]
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        same_len("dot_f32", a.len(), b.len());
+        dot_lanes(a.len(), |i| a[i] * b[i])
+    }
+
+    /// Scalar [`super::axpy`].
+    #[track_caller]
+    pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+        same_len("axpy", y.len(), x.len());
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += alpha * x;
+        }
+    }
+
+    /// Scalar [`super::scale`].
+    pub fn scale(x: &mut [f32], s: f32) {
+        for v in x {
+            *v *= s;
+        }
+    }
+
+    /// Scalar [`super::add_inplace`].
+    #[track_caller]
+    pub fn add_inplace(y: &mut [f32], x: &[f32]) {
+        same_len("add_inplace", y.len(), x.len());
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += x;
+        }
+    }
+
+    /// Scalar [`super::rmsnorm`].
+    #[track_caller]
+    pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+        same_len("rmsnorm", out.len(), x.len());
+        same_len("rmsnorm", x.len(), weight.len());
+        let s = rms_scale(x, eps);
+        for ((o, &x), &w) in out.iter_mut().zip(x).zip(weight) {
+            *o = (x * s) * w;
+        }
+    }
+
+    /// Scalar [`super::rmsnorm_inplace`].
+    #[track_caller]
+    pub fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
+        same_len("rmsnorm_inplace", x.len(), weight.len());
+        let s = rms_scale(x, eps);
+        for (x, &w) in x.iter_mut().zip(weight) {
+            *x = (*x * s) * w;
+        }
+    }
+
+    /// Scalar [`super::softmax_inplace`].
+    pub fn softmax_inplace(x: &mut [f32]) {
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        if max == f32::NEG_INFINITY {
+            x.fill(0.0);
+            return;
+        }
+        let mut sum = 0.0f64;
+        for v in x.iter_mut() {
+            *v = libm::expf(*v - max);
+            sum += *v as f64;
+        }
+        // sum >= 1 (the max entry contributes exp(0) = 1), so the division is safe.
+        let inv = (1.0 / sum) as f32;
+        for v in x.iter_mut() {
+            *v *= inv;
+        }
+    }
+
+    /// Scalar [`super::silu_mul`].
+    #[track_caller]
+    pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+        same_len("silu_mul", gate.len(), up.len());
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + libm::expf(-*g)) * u;
+        }
+    }
+
+    /// Scalar [`super::gelu_tanh_mul`].
+    #[track_caller]
+    pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
+        same_len("gelu_tanh_mul", gate.len(), up.len());
+        const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+        const GELU_COEF_A: f32 = 0.044_715;
+        for (g, &u) in gate.iter_mut().zip(up) {
+            let x = *g;
+            *g = 0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x))) * u;
+        }
     }
 }

@@ -19,6 +19,7 @@ mod common;
 mod float;
 mod kquants;
 mod legacy;
+pub(crate) mod ops;
 mod quantize;
 
 use crate::reference::{self, row_bytes};

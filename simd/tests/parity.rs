@@ -11,13 +11,19 @@
 //! - the same for F32 / F16 / BF16 weights: bit-exact in the SIMD128 build (the reference's 8-lane order); in the
 //!   relaxed build (fused multiply-add) `|simd - ref| <= 1e-6 * n * sum_i |w_i * a_i|`.
 //! - `dequantize_row`: bit-exact.
+//! - f32 ops (`ops::*` against `ops::scalar::*`): `scale`, `add_inplace` bit-exact; `dot_f32`, `axpy` bit-exact in
+//!   the SIMD128 build, within `1e-6 * n * sum|a_i b_i|` (dot) or `1e-6 * (|y| + |alpha x|)` (axpy) in the relaxed
+//!   build; `rmsnorm` within `1e-6 * |ref|` per element (f64 sum of squares in another order); `softmax` within
+//!   `1e-6 * ref` per element and exact zeros for `-inf`; `silu_mul` within `1e-6 * |ref|`, `gelu_tanh_mul` within
+//!   `1e-6 * |gate * up|` (the reference's `1 + tanh` itself loses relative precision where tanh is near -1); plus
+//!   `1e-30` absolute for subnormal results.
 //!
 //! Data: seeded random rows (a tiny PRNG below) with lengths that leave tails everywhere (1-3 blocks, row counts not
 //! a multiple of 4, token counts not a multiple of 4, float rows of every length mod 8), and real rows of the two
 //! models embedded from `tests/data/rows.bin` (written by `tests/data/make_rows.py` from the GGUF files).
 #![cfg(target_arch = "wasm32")]
 
-use pocketlm_simd::{self as k, reference as r, GgmlType, GgmlType::*};
+use pocketlm_simd::{self as k, ops, reference as r, GgmlType, GgmlType::*};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -367,4 +373,83 @@ fn real_rows_match_reference() {
             );
         }
     }
+}
+
+/// f32 rows for the ops: normal values at the given scale, with a few large-magnitude entries.
+fn f32_row(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|i| if i % 13 == 5 { rng.unit() * 90.0 } else { rng.normal() * scale }).collect()
+}
+
+const OP_LENS: [usize; 15] = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 64, 100, 576, 1536];
+
+fn assert_close(what: &str, n: usize, got: &[f32], want: &[f32], tol: impl Fn(usize) -> f32) {
+    for i in 0..got.len() {
+        let (g, w) = (got[i], want[i]);
+        let ok = g.to_bits() == w.to_bits() || (g - w).abs() <= tol(i);
+        assert!(ok, "{what} n={n} [{i}]: {g:e} vs reference {w:e} (tolerance {:e})", tol(i));
+    }
+}
+
+#[wasm_bindgen_test]
+fn f32_ops_match_scalar_specification() {
+    let mut rng = Rng(0x5eed_0005);
+    for n in OP_LENS {
+        for scale in [1e-3f32, 1.0, 30.0] {
+            let (a, b) = (f32_row(&mut rng, n, scale), f32_row(&mut rng, n, 1.0));
+            // dot_f32
+            let (got, want) = (ops::dot_f32(&a, &b), ops::scalar::dot_f32(&a, &b));
+            let mag: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            let tol = if RELAXED { 1e-6 * n as f32 * mag } else { 0.0 };
+            assert_close("dot_f32", n, &[got], &[want], |_| tol);
+            // axpy
+            let alpha = 0.37f32;
+            let (mut y, mut y_ref) = (b.clone(), b.clone());
+            ops::axpy(&mut y, alpha, &a);
+            ops::scalar::axpy(&mut y_ref, alpha, &a);
+            let tol = |i: usize| if RELAXED { 1e-6 * (b[i].abs() + (alpha * a[i]).abs()) } else { 0.0 };
+            assert_close("axpy", n, &y, &y_ref, tol);
+            // scale, add_inplace: exact
+            let (mut y, mut y_ref) = (a.clone(), a.clone());
+            ops::scale(&mut y, -1.7);
+            ops::scalar::scale(&mut y_ref, -1.7);
+            assert_close("scale", n, &y, &y_ref, |_| 0.0);
+            ops::add_inplace(&mut y, &b);
+            ops::scalar::add_inplace(&mut y_ref, &b);
+            assert_close("add_inplace", n, &y, &y_ref, |_| 0.0);
+            // rmsnorm, out of place and in place
+            let (mut o, mut o_ref) = (vec![0.0; n], vec![0.0; n]);
+            ops::rmsnorm(&mut o, &a, &b, 1e-6);
+            ops::scalar::rmsnorm(&mut o_ref, &a, &b, 1e-6);
+            assert_close("rmsnorm", n, &o, &o_ref, |i| 1e-6 * o_ref[i].abs() + 1e-30);
+            let (mut x, mut x_ref) = (a.clone(), a.clone());
+            ops::rmsnorm_inplace(&mut x, &b, 1e-5);
+            ops::scalar::rmsnorm_inplace(&mut x_ref, &b, 1e-5);
+            assert_close("rmsnorm_inplace", n, &x, &x_ref, |i| 1e-6 * x_ref[i].abs() + 1e-30);
+            // softmax, with masked (-inf) positions
+            let (mut x, mut x_ref) = (a.clone(), a.clone());
+            for i in (0..n).filter(|i| i % 7 == 3) {
+                x[i] = f32::NEG_INFINITY;
+                x_ref[i] = f32::NEG_INFINITY;
+            }
+            ops::softmax_inplace(&mut x);
+            ops::scalar::softmax_inplace(&mut x_ref);
+            assert_close("softmax", n, &x, &x_ref, |i| 1e-6 * x_ref[i] + 1e-30);
+            for i in (0..n).filter(|i| i % 7 == 3) {
+                assert!(x[i] == 0.0, "softmax n={n}: masked entry {i} is {}", x[i]);
+            }
+            // silu_mul, gelu_tanh_mul
+            let (mut g, mut g_ref) = (a.clone(), a.clone());
+            ops::silu_mul(&mut g, &b);
+            ops::scalar::silu_mul(&mut g_ref, &b);
+            assert_close("silu_mul", n, &g, &g_ref, |i| 1e-6 * g_ref[i].abs() + 1e-30);
+            let (mut g, mut g_ref) = (a.clone(), a.clone());
+            ops::gelu_tanh_mul(&mut g, &b);
+            ops::scalar::gelu_tanh_mul(&mut g_ref, &b);
+            assert_close("gelu_tanh_mul", n, &g, &g_ref, |i| 1e-6 * (a[i] * b[i]).abs() + 1e-30);
+        }
+    }
+    // All positions masked: zeros, not NaN.
+    let mut x = vec![f32::NEG_INFINITY; 9];
+    ops::softmax_inplace(&mut x);
+    assert!(x.iter().all(|&v| v == 0.0), "softmax of all -inf: {x:?}");
 }

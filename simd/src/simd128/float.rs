@@ -143,7 +143,7 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
 }
 
 /// `Σ a[i] * b[i]` over f32 slices of equal length, in the reference's 8-lane order.
-pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len();
     let whole = n / 8 * 8;
     let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
