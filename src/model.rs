@@ -65,9 +65,12 @@ impl Config {
             // Gemma 3: NEOX RoPE, GELU-tanh gate, embeddings scaled by sqrt(dim), QK-norm and post-norms, 5:1
             // sliding-window/global layers (checked against scripts/reference/gemma3_ref.py).
             "gemma3" => (true, Activation::GeluTanh, true),
+            // Qwen 2 / 2.5 (Q/K/V biases) and Qwen 3 (per-head Q/K RMSNorm, head_dim = key_length): the llama
+            // decoder with NEOX RoPE (checked on tiny random-weight files against scripts/reference/qwen_ref.py).
+            "qwen2" | "qwen3" => (true, Activation::Silu, false),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "model architecture '{other}' (pocketlm runs: llama, gemma3)"
+                    "model architecture '{other}' (pocketlm runs: llama, gemma3, qwen2, qwen3)"
                 )))
             }
         };
@@ -144,13 +147,20 @@ impl Config {
             };
             // Local layers use RoPE base 10000 (Gemma 3's rope_local_base_freq); rope.freq_base is the global one.
             rope_base_local = 10000.0;
-            // The post-norms and QK-norms are part of every gemma3 block: a file without them is not gemma3.
-            for i in 0..n_layers {
-                for t in ["attn_q_norm", "attn_k_norm", "post_attention_norm", "post_ffw_norm"] {
-                    let name = format!("blk.{i}.{t}.weight");
-                    if g.tensor(&name).is_none() {
-                        return Err(Error::MissingTensor(name));
-                    }
+        }
+        // Tensors that every block of these architectures has; the weights loader treats them as optional, so a
+        // file without them must be refused here rather than run as a different model.
+        let required: &[&str] = match arch.as_str() {
+            "gemma3" => &["attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight"],
+            "qwen2" => &["attn_q.bias", "attn_k.bias", "attn_v.bias"],
+            "qwen3" => &["attn_q_norm.weight", "attn_k_norm.weight"],
+            _ => &[],
+        };
+        for i in 0..n_layers {
+            for t in required {
+                let name = format!("blk.{i}.{t}");
+                if g.tensor(&name).is_none() {
+                    return Err(Error::MissingTensor(name));
                 }
             }
         }

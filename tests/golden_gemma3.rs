@@ -142,8 +142,8 @@ fn gemma3_config_from_metadata() {
 #[test]
 fn unsupported_architectures_are_named() {
     // llama.cpp's vocabulary files carry the real architecture names of models we do not run.
-    for (file, arch) in [("vocab/ggml-vocab-qwen2.gguf", "qwen2"), ("vocab/ggml-vocab-gemma-4.gguf", "gemma4"),
-                         ("vocab/ggml-vocab-phi-3.gguf", "phi3")] {
+    for (file, arch) in [("vocab/ggml-vocab-gemma-4.gguf", "gemma4"), ("vocab/ggml-vocab-phi-3.gguf", "phi3"),
+                         ("vocab/ggml-vocab-command-r.gguf", "command-r")] {
         let buf = std::fs::read(common::model_path(file)).unwrap();
         let g = Gguf::parse(&buf).unwrap();
         match pocketlm::model::Config::from_gguf(&g) {
