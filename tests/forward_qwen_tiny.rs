@@ -1,5 +1,6 @@
-//! The qwen2 / qwen3 config knobs (NEOX RoPE; Q/K/V biases; per-head Q/K RMSNorm with head_dim != dim / heads)
-//! against the independent numpy reference (scripts/reference/qwen_ref.py) on tiny random-weight files written by
+//! The qwen2 / qwen3 config knobs (NEOX RoPE; Q/K/V biases; per-head Q/K RMSNorm with head_dim != dim / heads) and
+//! gemma3's sliding-window layers
+//! against the independent numpy references (scripts/reference/qwen_ref.py, gemma3_ref.py) on tiny random-weight files written by
 //! PyPI gguf (scripts/fixtures/tiny_qwen.py). Weights are F32/F16, which the engine multiplies with f32
 //! activations, so the two agree to float32 rounding (reference f32 vs f64: ~1e-5).
 mod common;
@@ -104,4 +105,11 @@ fn qwen_files_without_their_tensors_are_refused() {
         Err(pocketlm::Error::MissingTensor(name)) => assert_eq!(name, "blk.0.attn_q.bias"),
         other => panic!("expected MissingTensor, got {:?}", other.map(|c| c.arch)),
     }
+}
+
+#[test]
+fn tiny_gemma3_sliding_window_matches_reference() {
+    // 6 layers with a window of 8 over 48 positions: local layers' window and RoPE base 10000 vs the global layer's
+    // rope.freq_base both change these logits (the reference moves by 2-10 without the window, 1.6 with one base).
+    check("gemma3");
 }
