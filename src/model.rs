@@ -62,9 +62,15 @@ impl Config {
         let arch = g.architecture()?.to_string();
         let (rope_neox, activation, gemma) = match arch.as_str() {
             "llama" => (false, Activation::Silu, false),
+            // Gemma 3: NEOX RoPE, GELU-tanh gate, embeddings scaled by sqrt(dim), QK-norm and post-norms, 5:1
+            // sliding-window/global layers (checked against scripts/reference/gemma3_ref.py).
+            "gemma3" => (true, Activation::GeluTanh, true),
+            // Qwen 2 / 2.5 (Q/K/V biases) and Qwen 3 (per-head Q/K RMSNorm, head_dim = key_length): the llama
+            // decoder with NEOX RoPE (checked on tiny random-weight files against scripts/reference/qwen_ref.py).
+            "qwen2" | "qwen3" => (true, Activation::Silu, false),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "model architecture '{other}' (pocketlm runs: llama)"
+                    "model architecture '{other}' (pocketlm runs: llama, gemma3, qwen2, qwen3)"
                 )))
             }
         };
@@ -110,6 +116,8 @@ impl Config {
         let rope_base = g.arch_f32("rope.freq_base")?.unwrap_or(10000.0);
         let rope_freq_scale = match g.opt_str(&format!("{arch}.rope.scaling.type"))? {
             None | Some("none") => 1.0,
+            // Gemma 3's larger models scale only the global layers' RoPE; one scale for all layers would be wrong.
+            Some(t) if gemma => return Err(Error::Unsupported(format!("RoPE scaling '{t}' on gemma3"))),
             Some("linear") => 1.0 / g.arch_f32("rope.scaling.factor")?.unwrap_or(1.0),
             Some(other) => return Err(Error::Unsupported(format!("RoPE scaling type '{other}'"))),
         };
@@ -121,7 +129,41 @@ impl Config {
             .ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?
             .rows() as usize;
         let embed_scale = if gemma { (dim as f32).sqrt() } else { 1.0 };
+        // gemma3: query_pre_attn_scalar = key_length (head_dim) for the sizes converted by llama.cpp.
         let attn_scale = 1.0 / (head_dim as f32).sqrt();
+        let (mut sliding_window, mut sliding_pattern, mut rope_base_local) = (0, 0, rope_base);
+        if gemma {
+            for key in ["final_logit_softcapping", "attn_logit_softcapping"] {
+                if g.get(&format!("{arch}.{key}")).is_some() {
+                    return Err(Error::Unsupported(format!("{arch}.{key} (logit soft-capping)")));
+                }
+            }
+            sliding_window = usize_of(req("attention.sliding_window")?, "attention.sliding_window", 1 << 24)?;
+            // Gemma 3 interleaves 5 sliding-window layers with 1 global layer; the files carry no key for it
+            // unless a converter wrote an explicit pattern.
+            sliding_pattern = match g.arch_u64("attention.sliding_window_pattern")? {
+                Some(v) => usize_of(v, "attention.sliding_window_pattern", 1024)?,
+                None => 6,
+            };
+            // Local layers use RoPE base 10000 (Gemma 3's rope_local_base_freq); rope.freq_base is the global one.
+            rope_base_local = 10000.0;
+        }
+        // Tensors that every block of these architectures has; the weights loader treats them as optional, so a
+        // file without them must be refused here rather than run as a different model.
+        let required: &[&str] = match arch.as_str() {
+            "gemma3" => &["attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight"],
+            "qwen2" => &["attn_q.bias", "attn_k.bias", "attn_v.bias"],
+            "qwen3" => &["attn_q_norm.weight", "attn_k_norm.weight"],
+            _ => &[],
+        };
+        for i in 0..n_layers {
+            for t in required {
+                let name = format!("blk.{i}.{t}");
+                if g.tensor(&name).is_none() {
+                    return Err(Error::MissingTensor(name));
+                }
+            }
+        }
         Ok(Config {
             arch,
             n_layers,
@@ -134,15 +176,15 @@ impl Config {
             train_context,
             rms_eps,
             rope_base,
-            rope_base_local: rope_base,
+            rope_base_local,
             rope_freq_scale,
             n_rot,
             rope_neox,
             activation,
             embed_scale,
             attn_scale,
-            sliding_window: 0,
-            sliding_pattern: 0,
+            sliding_window,
+            sliding_pattern,
         })
     }
 

@@ -446,14 +446,16 @@ def compare_logits(ref: np.ndarray, got: np.ndarray) -> dict:
     }
 
 
-def act_quant_study(model: LlamaModel, prompts, verbose=True):
+def act_quant_study(model: LlamaModel, prompts, verbose=True, runner=None):
     """How far the engine's arithmetic (Q8 activations, float32) can move the logits away from the exact model.
 
     Compares the exact float64 forward with three emulations over every position of `prompts`: float32 batched
     prompt, float32 one token at a time, float64 batched. Rounding an activation to Q8 is discontinuous, so a 1e-7
     change upstream can flip a rounding and the flips cascade: the three emulations differ from each other about as
     much as from the exact model. The engine is one more such draw, so it can only be held to the statistical bounds
-    measured here (with headroom), not to bit-level agreement with the emulation. Returns a JSON-able dict."""
+    measured here (with headroom), not to bit-level agreement with the emulation. Returns a JSON-able dict.
+    `runner`: the Runner class of the model's architecture (default: this module's llama Runner)."""
+    Runner = runner or globals()["Runner"]  # noqa: N806
     exact = Runner(model, np.float64, act_quant=False)
     f32 = Runner(model, np.float32, act_quant=False)
     variants = {
