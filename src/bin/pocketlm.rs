@@ -3,7 +3,7 @@
 //! pocketlm generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--json]
 //! pocketlm tokenize --model PATH --text TEXT
-//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--json]
+//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--json]
 //! pocketlm inspect PATH
 
 use pocketlm::chat::Message;
@@ -19,7 +19,7 @@ const USAGE: &str = "usage:
                     [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
                     [--ctx N] [--json]
   pocketlm tokenize --model PATH --text TEXT
-  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--json]
+  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--json]
   pocketlm inspect PATH";
 
 /// Parsed `--flag value` pairs and bare switches; every flag must be one the command knows.
@@ -190,12 +190,17 @@ fn tokenize(raw: &[String]) -> Result<(), String> {
 }
 
 fn perplexity(raw: &[String]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "file", "ctx"], &["json"])?;
+    let a = Args::parse(raw, &["model", "file", "ctx", "chunks"], &["json"])?;
     let window = a.num("ctx", 512usize)?;
     let file = a.req("file")?;
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
     let mut engine = load(a.req("model")?, window)?;
-    let ids = engine.tokenizer.encode(&text, true, false).map_err(err)?;
+    let mut ids = engine.tokenizer.encode(&text, true, false).map_err(err)?;
+    // --chunks N: score only the first N windows (as llama-perplexity's --chunks).
+    if let Some(chunks) = a.get("chunks") {
+        let n: usize = chunks.parse().map_err(|_| format!("--chunks: '{chunks}' is not a valid number"))?;
+        ids.truncate(n.saturating_mul(window));
+    }
     let t0 = std::time::Instant::now();
     let (ppl, scored) = engine.perplexity(&ids, window).map_err(err)?;
     let secs = t0.elapsed().as_secs_f64();
