@@ -217,25 +217,37 @@ fn bench_quantize_and_ops() {
             report("quant", simd, at.name(), &n.to_string(), bytes, secs);
         }
     }
-    // The f32 ops as the forward pass calls them (the dispatched version; natively that is the scalar code).
-    let label = simd.unwrap_or(scalar);
+    // The f32 ops: the scalar specification, then the dispatched version the forward pass calls.
     let mut z = y.clone();
     let mut sink = 0.0f32;
-    let secs = time(|| sink += ops::dot_f32(&x, &y));
-    report("ops", label, "dot_f32", &n.to_string(), 2.0 * bytes, secs);
-    let secs = time(|| ops::axpy(&mut z, 1e-3, &x));
-    report("ops", label, "axpy", &n.to_string(), 2.0 * bytes, secs);
-    let secs = time(|| ops::rmsnorm(&mut z, &x, &y, 1e-5));
-    report("ops", label, "rmsnorm", &n.to_string(), 2.0 * bytes, secs);
-    let secs = time(|| {
+    macro_rules! op {
+        ($name:literal, $bytes:expr, |$m:ident| $call:expr) => {{
+            {
+                use ops::scalar as $m;
+                let secs = time(|| $call);
+                report("ops", scalar, $name, &n.to_string(), $bytes, secs);
+            }
+            if let Some(simd) = simd {
+                use ops as $m;
+                let secs = time(|| $call);
+                report("ops", simd, $name, &n.to_string(), $bytes, secs);
+            }
+        }};
+    }
+    op!("dot_f32", 2.0 * bytes, |m| sink += m::dot_f32(&x, &y));
+    op!("axpy", 2.0 * bytes, |m| m::axpy(&mut z, 1e-3, &x));
+    op!("rmsnorm", 2.0 * bytes, |m| m::rmsnorm(&mut z, &x, &y, 1e-5));
+    op!("softmax", bytes, |m| {
         z.copy_from_slice(&x);
-        ops::softmax_inplace(&mut z)
+        m::softmax_inplace(&mut z)
     });
-    report("ops", label, "softmax", &n.to_string(), bytes, secs);
-    let secs = time(|| {
+    op!("silu_mul", 2.0 * bytes, |m| {
         z.copy_from_slice(&x);
-        ops::silu_mul(&mut z, &y)
+        m::silu_mul(&mut z, &y)
     });
-    report("ops", label, "silu_mul", &n.to_string(), 2.0 * bytes, secs);
+    op!("gelu_mul", 2.0 * bytes, |m| {
+        z.copy_from_slice(&x);
+        m::gelu_tanh_mul(&mut z, &y)
+    });
     assert!(sink.is_finite());
 }
