@@ -9,6 +9,7 @@
 //! `ops` (f32 ops, bytes of input vectors).
 
 use pocketlm_simd::{self as k, ops, reference as r, GgmlType, GgmlType::*};
+use std::hint::black_box;
 
 #[cfg(target_arch = "wasm32")]
 // In a dedicated worker, as the engine runs: the page stays responsive for the test runner while kernels spin.
@@ -153,10 +154,10 @@ fn bench_type(t: GgmlType) {
         k::quantize_activation(t, &x, &mut a);
         let mut out = vec![0.0f32; rows];
         let bytes = w.len() as f64;
-        let secs = time(|| r::matvec(t, cols, &w, &a, &mut out));
+        let secs = time(|| r::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
         report("matvec", scalar, t.name(), &shape, bytes, secs);
         if let Some(simd) = simd {
-            let secs = time(|| k::matvec(t, cols, &w, &a, &mut out));
+            let secs = time(|| k::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
             report("matvec", simd, t.name(), &shape, bytes, secs);
         }
     }
@@ -172,10 +173,10 @@ fn bench_type(t: GgmlType) {
     }
     let mut out = vec![0.0f32; rows * N_TOK];
     let bytes = (w.len() * N_TOK) as f64;
-    let secs = time(|| r::matmul(t, cols, &w, &a, N_TOK, &mut out));
+    let secs = time(|| r::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
     report("matmul64", scalar, t.name(), &shape, bytes, secs);
     if let Some(simd) = simd {
-        let secs = time(|| k::matmul(t, cols, &w, &a, N_TOK, &mut out));
+        let secs = time(|| k::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
         report("matmul64", simd, t.name(), &shape, bytes, secs);
     }
 }
@@ -210,10 +211,10 @@ fn bench_quantize_and_ops() {
     let bytes = (n * 4) as f64;
     for (wt, at) in [(Q8_0, Q8_0), (Q4_1, Q8_1), (Q4_K, Q8_K)] {
         let mut q = vec![0u8; r::row_bytes(at, n)];
-        let secs = time(|| r::quantize_row(at, &x, &mut q));
+        let secs = time(|| r::quantize_row(at, black_box(&x), &mut q));
         report("quant", scalar, at.name(), &n.to_string(), bytes, secs);
         if let Some(simd) = simd {
-            let secs = time(|| k::quantize_activation(wt, &x, &mut q));
+            let secs = time(|| k::quantize_activation(wt, black_box(&x), &mut q));
             report("quant", simd, at.name(), &n.to_string(), bytes, secs);
         }
     }
@@ -234,20 +235,21 @@ fn bench_quantize_and_ops() {
             }
         }};
     }
-    op!("dot_f32", 2.0 * bytes, |m| sink += m::dot_f32(&x, &y));
-    op!("axpy", 2.0 * bytes, |m| m::axpy(&mut z, 1e-3, &x));
-    op!("rmsnorm", 2.0 * bytes, |m| m::rmsnorm(&mut z, &x, &y, 1e-5));
+    // black_box: the inputs are loop-invariant, and a pure inlined op would otherwise be computed once.
+    op!("dot_f32", 2.0 * bytes, |m| sink += m::dot_f32(black_box(&x), black_box(&y)));
+    op!("axpy", 2.0 * bytes, |m| m::axpy(black_box(&mut z), 1e-3, black_box(&x)));
+    op!("rmsnorm", 2.0 * bytes, |m| m::rmsnorm(black_box(&mut z), black_box(&x), &y, 1e-5));
     op!("softmax", bytes, |m| {
         z.copy_from_slice(&x);
-        m::softmax_inplace(&mut z)
+        m::softmax_inplace(black_box(&mut z))
     });
     op!("silu_mul", 2.0 * bytes, |m| {
         z.copy_from_slice(&x);
-        m::silu_mul(&mut z, &y)
+        m::silu_mul(black_box(&mut z), &y)
     });
     op!("gelu_mul", 2.0 * bytes, |m| {
         z.copy_from_slice(&x);
-        m::gelu_tanh_mul(&mut z, &y)
+        m::gelu_tanh_mul(black_box(&mut z), &y)
     });
     assert!(sink.is_finite());
 }
