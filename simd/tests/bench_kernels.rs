@@ -42,6 +42,15 @@ fn now_ms() -> f64 {
     }
 }
 
+/// Runs `f` for about `ms` milliseconds: in the browser a function starts in V8's baseline compiler and is optimized
+/// in the background once it is hot, so each kernel is warmed up before it is timed.
+fn warm_up(ms: f64, mut f: impl FnMut()) {
+    let t0 = now_ms();
+    while now_ms() - t0 < ms {
+        f();
+    }
+}
+
 /// Seconds per call of `f`: the best of 3 batches of >= 20 ms (the machine may be shared: the best batch is the
 /// least disturbed one).
 fn time(mut f: impl FnMut()) -> f64 {
@@ -154,6 +163,10 @@ fn bench_type(t: GgmlType) {
         k::quantize_activation(t, &x, &mut a);
         let mut out = vec![0.0f32; rows];
         let bytes = w.len() as f64;
+        if rows == SHAPES[0].0 {
+            warm_up(200.0, || r::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
+            warm_up(200.0, || k::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
+        }
         let secs = time(|| r::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
         report("matvec", scalar, t.name(), &shape, bytes, secs);
         if let Some(simd) = simd {
@@ -173,6 +186,7 @@ fn bench_type(t: GgmlType) {
     }
     let mut out = vec![0.0f32; rows * N_TOK];
     let bytes = (w.len() * N_TOK) as f64;
+    warm_up(200.0, || k::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
     let secs = time(|| r::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
     report("matmul64", scalar, t.name(), &shape, bytes, secs);
     if let Some(simd) = simd {
@@ -211,6 +225,8 @@ fn bench_quantize_and_ops() {
     let bytes = (n * 4) as f64;
     for (wt, at) in [(Q8_0, Q8_0), (Q4_1, Q8_1), (Q4_K, Q8_K)] {
         let mut q = vec![0u8; r::row_bytes(at, n)];
+        warm_up(100.0, || r::quantize_row(at, black_box(&x), &mut q));
+        warm_up(100.0, || k::quantize_activation(wt, black_box(&x), &mut q));
         let secs = time(|| r::quantize_row(at, black_box(&x), &mut q));
         report("quant", scalar, at.name(), &n.to_string(), bytes, secs);
         if let Some(simd) = simd {
@@ -225,11 +241,13 @@ fn bench_quantize_and_ops() {
         ($name:literal, $bytes:expr, |$m:ident| $call:expr) => {{
             {
                 use ops::scalar as $m;
+                warm_up(100.0, || $call);
                 let secs = time(|| $call);
                 report("ops", scalar, $name, &n.to_string(), $bytes, secs);
             }
             if let Some(simd) = simd {
                 use ops as $m;
+                warm_up(100.0, || $call);
                 let secs = time(|| $call);
                 report("ops", simd, $name, &n.to_string(), $bytes, secs);
             }
