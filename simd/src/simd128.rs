@@ -16,6 +16,7 @@
 //! tokens.
 
 mod common;
+mod dequant;
 mod float;
 mod kquants;
 mod legacy;
@@ -25,10 +26,19 @@ mod quantize;
 use crate::reference::{self, row_bytes};
 use crate::GgmlType;
 
-/// Dequantizes one row (see [`crate::reference::dequantize_row`]).
+/// Dequantizes one row (see [`crate::reference::dequantize_row`]); the embedding-table and activation formats are
+/// vectorized, Q2_K / Q3_K / Q5_K use the reference.
 #[track_caller]
 pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) {
-    reference::dequantize_row(t, src, dst)
+    let vectorized = matches!(t, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q4_0 | GgmlType::Q4_1)
+        || matches!(t, GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 | GgmlType::Q8_1 | GgmlType::Q8_K)
+        || matches!(t, GgmlType::Q4_K | GgmlType::Q6_K);
+    if !vectorized {
+        return reference::dequantize_row(t, src, dst);
+    }
+    let want = row_bytes(t, dst.len());
+    assert!(src.len() == want, "{t}: source row of {} elements must be {want} bytes, got {}", dst.len(), src.len());
+    dequant::dequantize(t, src, dst);
 }
 
 /// Quantizes one row into `t` (see [`crate::reference::quantize_row`]); Q8_0, Q8_1 and Q8_K are vectorized.

@@ -9,6 +9,7 @@
 //! `ops` (f32 ops, bytes of input vectors).
 
 use pocketlm_simd::{self as k, ops, reference as r, GgmlType, GgmlType::*};
+use std::hint::black_box;
 
 #[cfg(target_arch = "wasm32")]
 // In a dedicated worker, as the engine runs: the page stays responsive for the test runner while kernels spin.
@@ -38,6 +39,15 @@ fn now_ms() -> f64 {
         use std::time::Instant;
         static T0: OnceLock<Instant> = OnceLock::new();
         T0.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// Runs `f` for about `ms` milliseconds: in the browser a function starts in V8's baseline compiler and is optimized
+/// in the background once it is hot, so each kernel is warmed up before it is timed.
+fn warm_up(ms: f64, mut f: impl FnMut()) {
+    let t0 = now_ms();
+    while now_ms() - t0 < ms {
+        f();
     }
 }
 
@@ -153,10 +163,14 @@ fn bench_type(t: GgmlType) {
         k::quantize_activation(t, &x, &mut a);
         let mut out = vec![0.0f32; rows];
         let bytes = w.len() as f64;
-        let secs = time(|| r::matvec(t, cols, &w, &a, &mut out));
+        if rows == SHAPES[0].0 {
+            warm_up(200.0, || r::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
+            warm_up(200.0, || k::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
+        }
+        let secs = time(|| r::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
         report("matvec", scalar, t.name(), &shape, bytes, secs);
         if let Some(simd) = simd {
-            let secs = time(|| k::matvec(t, cols, &w, &a, &mut out));
+            let secs = time(|| k::matvec(t, cols, black_box(&w), black_box(&a), &mut out));
             report("matvec", simd, t.name(), &shape, bytes, secs);
         }
     }
@@ -172,10 +186,11 @@ fn bench_type(t: GgmlType) {
     }
     let mut out = vec![0.0f32; rows * N_TOK];
     let bytes = (w.len() * N_TOK) as f64;
-    let secs = time(|| r::matmul(t, cols, &w, &a, N_TOK, &mut out));
+    warm_up(200.0, || k::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
+    let secs = time(|| r::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
     report("matmul64", scalar, t.name(), &shape, bytes, secs);
     if let Some(simd) = simd {
-        let secs = time(|| k::matmul(t, cols, &w, &a, N_TOK, &mut out));
+        let secs = time(|| k::matmul(t, cols, black_box(&w), black_box(&a), N_TOK, &mut out));
         report("matmul64", simd, t.name(), &shape, bytes, secs);
     }
 }
@@ -210,32 +225,49 @@ fn bench_quantize_and_ops() {
     let bytes = (n * 4) as f64;
     for (wt, at) in [(Q8_0, Q8_0), (Q4_1, Q8_1), (Q4_K, Q8_K)] {
         let mut q = vec![0u8; r::row_bytes(at, n)];
-        let secs = time(|| r::quantize_row(at, &x, &mut q));
+        warm_up(100.0, || r::quantize_row(at, black_box(&x), &mut q));
+        warm_up(100.0, || k::quantize_activation(wt, black_box(&x), &mut q));
+        let secs = time(|| r::quantize_row(at, black_box(&x), &mut q));
         report("quant", scalar, at.name(), &n.to_string(), bytes, secs);
         if let Some(simd) = simd {
-            let secs = time(|| k::quantize_activation(wt, &x, &mut q));
+            let secs = time(|| k::quantize_activation(wt, black_box(&x), &mut q));
             report("quant", simd, at.name(), &n.to_string(), bytes, secs);
         }
     }
-    // The f32 ops as the forward pass calls them (the dispatched version; natively that is the scalar code).
-    let label = simd.unwrap_or(scalar);
+    // The f32 ops: the scalar specification, then the dispatched version the forward pass calls.
     let mut z = y.clone();
     let mut sink = 0.0f32;
-    let secs = time(|| sink += ops::dot_f32(&x, &y));
-    report("ops", label, "dot_f32", &n.to_string(), 2.0 * bytes, secs);
-    let secs = time(|| ops::axpy(&mut z, 1e-3, &x));
-    report("ops", label, "axpy", &n.to_string(), 2.0 * bytes, secs);
-    let secs = time(|| ops::rmsnorm(&mut z, &x, &y, 1e-5));
-    report("ops", label, "rmsnorm", &n.to_string(), 2.0 * bytes, secs);
-    let secs = time(|| {
+    macro_rules! op {
+        ($name:literal, $bytes:expr, |$m:ident| $call:expr) => {{
+            {
+                use ops::scalar as $m;
+                warm_up(100.0, || $call);
+                let secs = time(|| $call);
+                report("ops", scalar, $name, &n.to_string(), $bytes, secs);
+            }
+            if let Some(simd) = simd {
+                use ops as $m;
+                warm_up(100.0, || $call);
+                let secs = time(|| $call);
+                report("ops", simd, $name, &n.to_string(), $bytes, secs);
+            }
+        }};
+    }
+    // black_box: the inputs are loop-invariant, and a pure inlined op would otherwise be computed once.
+    op!("dot_f32", 2.0 * bytes, |m| sink += m::dot_f32(black_box(&x), black_box(&y)));
+    op!("axpy", 2.0 * bytes, |m| m::axpy(black_box(&mut z), 1e-3, black_box(&x)));
+    op!("rmsnorm", 2.0 * bytes, |m| m::rmsnorm(black_box(&mut z), black_box(&x), &y, 1e-5));
+    op!("softmax", bytes, |m| {
         z.copy_from_slice(&x);
-        ops::softmax_inplace(&mut z)
+        m::softmax_inplace(black_box(&mut z))
     });
-    report("ops", label, "softmax", &n.to_string(), bytes, secs);
-    let secs = time(|| {
+    op!("silu_mul", 2.0 * bytes, |m| {
         z.copy_from_slice(&x);
-        ops::silu_mul(&mut z, &y)
+        m::silu_mul(black_box(&mut z), &y)
     });
-    report("ops", label, "silu_mul", &n.to_string(), 2.0 * bytes, secs);
+    op!("gelu_mul", 2.0 * bytes, |m| {
+        z.copy_from_slice(&x);
+        m::gelu_tanh_mul(black_box(&mut z), &y)
+    });
     assert!(sink.is_finite());
 }

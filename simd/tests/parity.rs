@@ -10,7 +10,8 @@
 //!   f32 bits (`to_bits` equal): the integer block sums are exact and the scales are applied in the reference order.
 //! - the same for F32 / F16 / BF16 weights: bit-exact in the SIMD128 build (the reference's 8-lane order); in the
 //!   relaxed build (fused multiply-add) `|simd - ref| <= 1e-6 * n * sum_i |w_i * a_i|`.
-//! - `dequantize_row`: bit-exact.
+//! - `dequantize_row`: bit-exact (vectorized for F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q8_K, Q4_K,
+//!   Q6_K: the formats of embedding tables and activations; Q2_K, Q3_K, Q5_K use the reference itself).
 //! - f32 ops (`ops::*` against `ops::scalar::*`): `scale`, `add_inplace` bit-exact; `dot_f32`, `axpy` bit-exact in
 //!   the SIMD128 build, within `1e-6 * n * sum|a_i b_i|` (dot) or `1e-6 * (|y| + |alpha x|)` (axpy) in the relaxed
 //!   build; `rmsnorm` within `1e-6 * |ref|` per element (f64 sum of squares in another order); `softmax` within
@@ -263,8 +264,19 @@ fn quantizers_match_reference_on_random_rows() {
 
 #[wasm_bindgen_test]
 fn dequantize_matches_reference() {
+    // Half-float edge cases through the vector path (8 values) and the tail: ±inf, NaN, -0, the smallest subnormal,
+    // the largest subnormal, the largest finite half.
+    let halves: [u16; 11] = [0x7c00, 0xfc00, 0x7e00, 0x8000, 0x0001, 0x03ff, 0x7bff, 0xfbff, 0x7c00, 0x8001, 0x3c00];
+    let src: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+    let (mut got, mut want) = (vec![0.0f32; 11], vec![0.0f32; 11]);
+    k::dequantize_row(F16, &src, &mut got);
+    r::dequantize_row(F16, &src, &mut want);
+    for i in 0..11 {
+        let same = got[i].to_bits() == want[i].to_bits() || (got[i].is_nan() && want[i].is_nan());
+        assert!(same, "F16 {:#06x}: {} vs reference {}", halves[i], got[i], want[i]);
+    }
     let mut rng = Rng(0x5eed_0003);
-    for t in WEIGHT_TYPES.into_iter().chain([Q8_1, Q8_K]) {
+    for t in [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q8_K, Q4_K, Q6_K] {
         let n = if t.block_size() == 1 { 37 } else { 3 * t.block_size() };
         let src = match t {
             Q8_1 | Q8_K => {

@@ -211,6 +211,10 @@ pub(super) trait BlockDot {
     const A_D: usize;
     const A_D_F32: bool = false;
     const A_S: usize = 0;
+    /// Offset of the weight codes as `isums` dots them (Q4_0: 8, Q5_0: 16, else 0): the block's integer dot is
+    /// `isum - OFFSET * Σq8`, with `Σq8` (Q8_0 codes at `A_QS`, 32 of them) computed once per activation block.
+    const OFFSET: i32 = 0;
+    const A_QS: usize = 0;
     /// The exact integer sums of one weight block `w` (`WB` bytes) with one activation block `a` (`AB` bytes), as
     /// i32x4 partial sums: the code dot product (group scales applied for K formats) and, for `KMin`, the min term
     /// `Σ m_g * bsum_g` (zero otherwise).
@@ -263,6 +267,8 @@ fn gather_w<const R: usize, const T: usize, const FOUR: bool>(w: &[&[u8]; R], of
 pub(super) struct AScale {
     d: v128,
     s: v128,
+    /// `OFFSET * Σq8` per lane (i32), for offset-coded weights.
+    off: v128,
 }
 
 /// Activation blocks whose scales are prepared at a time (stack buffer of `2 * 16 * SCALE_CHUNK` bytes); longer rows
@@ -283,7 +289,18 @@ fn activation_scales<K: BlockDot, const R: usize, const T: usize>(a: &[&[u8]; T]
             }
         };
         let s = |l: usize| if matches!(K::COMBINE, Combine::Min) { f16_at(blk(lane_pair(l, R, T).1), K::A_S) } else { 0.0 };
-        *o = AScale { d: f32x4(d(0), d(1), d(2), d(3)), s: f32x4(s(0), s(1), s(2), s(3)) };
+        let off = |l: usize| {
+            if K::OFFSET == 0 {
+                return 0;
+            }
+            let b = blk(lane_pair(l, R, T).1);
+            K::OFFSET * hsum_i32(i32x4_add(sum_i8(load(b, K::A_QS)), sum_i8(load(b, K::A_QS + 16))))
+        };
+        *o = AScale {
+            d: f32x4(d(0), d(1), d(2), d(3)),
+            s: f32x4(s(0), s(1), s(2), s(3)),
+            off: i32x4(off(0), off(1), off(2), off(3)),
+        };
     }
 }
 
@@ -322,7 +339,8 @@ fn tile<K: BlockDot, const R: usize, const T: usize>(
         let (p1, q1) = pair(1);
         let (p2, q2) = pair(2);
         let (p3, q3) = pair(3);
-        let isum = f32x4_convert_i32x4(hsum4_i32([p0, p1, p2, p3]));
+        let isum = hsum4_i32([p0, p1, p2, p3]);
+        let isum = f32x4_convert_i32x4(if K::OFFSET != 0 { i32x4_sub(isum, sc.off) } else { isum });
         let c = match K::COMBINE {
             Combine::Sym => {
                 let dw = f16hi_to_f32x4(gather_w::<R, T, false>(&wb, K::W_D));
@@ -370,7 +388,7 @@ pub(super) fn matvec<K: BlockDot>(nb: usize, w: &[u8], a: &[u8], out: &mut [f32]
     check_layout::<K>();
     let rb = nb * K::WB;
     assert!(w.len() >= rb * out.len() && a.len() >= nb * K::AB, "matvec: inputs too short");
-    let mut sc = [AScale { d: f32x4_splat(0.0), s: f32x4_splat(0.0) }; SCALE_CHUNK];
+    let mut sc = [AScale { d: f32x4_splat(0.0), s: f32x4_splat(0.0), off: i32x4_splat(0) }; SCALE_CHUNK];
     let mut b0 = 0;
     while b0 < nb {
         let sc = &mut sc[..(nb - b0).min(SCALE_CHUNK)];
@@ -405,7 +423,7 @@ pub(super) fn matmul<K: BlockDot>(nb: usize, w: &[u8], a: &[u8], n_tok: usize, o
     let (rb, ab) = (nb * K::WB, nb * K::AB);
     let n_rows = out.len() / n_tok;
     assert!(w.len() >= rb * n_rows && a.len() >= ab * n_tok, "matmul: inputs too short");
-    let mut sc = [AScale { d: f32x4_splat(0.0), s: f32x4_splat(0.0) }; SCALE_CHUNK];
+    let mut sc = [AScale { d: f32x4_splat(0.0), s: f32x4_splat(0.0), off: i32x4_splat(0) }; SCALE_CHUNK];
     for r_start in (0..n_rows).step_by(MATMUL_ROWS) {
         let rows = r_start..(r_start + MATMUL_ROWS).min(n_rows);
         let mut t0 = 0;

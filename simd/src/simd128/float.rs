@@ -57,40 +57,51 @@ impl FloatRow for BF16 {
     }
 }
 
-/// Dots of `R` weight rows with `T` activation rows of `n` elements, in the reference's 8-lane order;
-/// result `[r][t]`. `w[r]`: `n * W::BYTES` bytes; `a[t]`: `4 * n` bytes (f32, little-endian).
+/// Dots of `R` weight rows with `T` activation rows of `n` elements (`R * T <= 4`), in the reference's 8-lane order;
+/// result lane `r * T + t`. `w[r]`: `n * W::BYTES` bytes; `a[t]`: `4 * n` bytes (f32, little-endian). The four
+/// (row, token) pairs are written out with their accumulators in separate variables: a loop over arrays of
+/// accumulators stays a loop and keeps them in memory.
 #[inline(always)]
-fn tile<W: FloatRow, const R: usize, const T: usize>(n: usize, w: [&[u8]; R], a: [&[u8]; T]) -> [[f32; T]; R] {
+fn tile<W: FloatRow, const R: usize, const T: usize>(n: usize, w: [&[u8]; R], a: [&[u8]; T]) -> [f32; 4] {
+    const { assert!(R * T <= 4 && R > 0 && T > 0) };
     let w = w.map(|w| &w[..n * W::BYTES]);
     let a = a.map(|a| &a[..4 * n]);
     let whole = n / 8 * 8;
-    let mut lo = [[f32x4_splat(0.0); T]; R];
-    let mut hi = [[f32x4_splat(0.0); T]; R];
+    let zero = f32x4_splat(0.0);
+    let (mut lo, mut hi) = ([zero; 4], [zero; 4]);
     let mut i = 0;
     while i < whole {
-        let av: [(v128, v128); T] = core::array::from_fn(|t| (load(a[t], 4 * i), load(a[t], 4 * i + 16)));
-        for r in 0..R {
-            let (w0, w1) = W::load8(w[r], i);
-            for t in 0..T {
-                lo[r][t] = madd_f32(w0, av[t].0, lo[r][t]);
-                hi[r][t] = madd_f32(w1, av[t].1, hi[r][t]);
+        // After inlining, the weight chunk of a row is loaded and widened once for its T tokens.
+        let step = |l: usize, lo: v128, hi: v128| {
+            if l >= R * T {
+                return (lo, hi);
             }
-        }
+            let (w0, w1) = W::load8(w[l / T], i);
+            let at = a[l % T];
+            (madd_f32(w0, load(at, 4 * i), lo), madd_f32(w1, load(at, 4 * i + 16), hi))
+        };
+        let (l0, h0) = step(0, lo[0], hi[0]);
+        let (l1, h1) = step(1, lo[1], hi[1]);
+        let (l2, h2) = step(2, lo[2], hi[2]);
+        let (l3, h3) = step(3, lo[3], hi[3]);
+        (lo, hi) = ([l0, l1, l2, l3], [h0, h1, h2, h3]);
         i += 8;
     }
-    core::array::from_fn(|r| {
-        core::array::from_fn(|t| {
-            let mut s = hsum_f32(f32x4_add(lo[r][t], hi[r][t]));
-            for j in whole..n {
-                s += W::one(w[r], j) * f32_at(a[t], 4 * j);
-            }
-            s
-        })
+    core::array::from_fn(|l| {
+        if l >= R * T {
+            return 0.0;
+        }
+        let (wr, at) = (w[l / T], a[l % T]);
+        let mut s = hsum_f32(f32x4_add(lo[l], hi[l]));
+        for j in whole..n {
+            s += W::one(wr, j) * f32_at(at, 4 * j);
+        }
+        s
     })
 }
 
 pub(super) fn vec_dot<W: FloatRow>(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    tile::<W, 1, 1>(n, [w], [a])[0][0]
+    tile::<W, 1, 1>(n, [w], [a])[0]
 }
 
 /// `out[r] = w_r · a`, four rows per tile (the activation chunk is loaded once for four rows).
@@ -100,10 +111,7 @@ pub(super) fn matvec<W: FloatRow>(n: usize, w: &[u8], a: &[u8], out: &mut [f32])
     let mut r0 = 0;
     for o in &mut chunks {
         let rows: [&[u8]; 4] = core::array::from_fn(|i| &w[(r0 + i) * rb..(r0 + i + 1) * rb]);
-        let res = tile::<W, 4, 1>(n, rows, [a]);
-        for (o, v) in o.iter_mut().zip(res) {
-            *o = v[0];
-        }
+        o.copy_from_slice(&tile::<W, 4, 1>(n, rows, [a]));
         r0 += 4;
     }
     for o in chunks.into_remainder() {
@@ -127,7 +135,7 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
             let toks: [&[u8]; 4] = core::array::from_fn(|i| &a[(t0 + i) * ab..(t0 + i + 1) * ab]);
             for r in r_start..r_end {
                 let res = tile::<W, 1, 4>(n, [&w[r * rb..(r + 1) * rb]], toks);
-                for (i, v) in res[0].iter().enumerate() {
+                for (i, v) in res.iter().enumerate() {
                     out[(t0 + i) * n_rows + r] = *v;
                 }
             }

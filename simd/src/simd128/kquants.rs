@@ -15,6 +15,20 @@ const A_QS: usize = 4;
 const A_BSUMS: usize = 260;
 const ZERO: v128 = i32x4(0, 0, 0, 0);
 
+/// `for $i in 0..$n` written out, so shift counts and offsets are constants (LLVM keeps these loops rolled).
+macro_rules! unroll {
+    ($i:ident in 2 => $body:block) => {{
+        { let $i: usize = 0; $body }
+        { let $i: usize = 1; $body }
+    }};
+    ($i:ident in 4 => $body:block) => {{
+        { let $i: usize = 0; $body }
+        { let $i: usize = 1; $body }
+        { let $i: usize = 2; $body }
+        { let $i: usize = 3; $body }
+    }};
+}
+
 /// `Σ_g s_g · bsum_g` as i32x4 partial sums, for 16 per-group i16 factors `s` (two i16x8: groups 0..8, 8..16).
 #[inline(always)]
 fn bsum_dot(a: &[u8], s0: v128, s1: v128) -> v128 {
@@ -76,18 +90,18 @@ impl BlockDot for Q2K {
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let three = u8x16_splat(3);
         let mut isum = ZERO;
-        for h in 0..2 {
+        unroll!(h in 2 => {
             let q0 = load(w, 16 + 32 * h);
             let q1 = load(w, 16 + 32 * h + 16);
-            for s in 0..4 {
+            unroll!(s in 4 => {
                 let g = 8 * h + 2 * s;
                 let y = A_QS + 128 * h + 32 * s;
                 let u0 = move_bits(q0, 2 * s as u32, 0, three);
                 let u1 = move_bits(q1, 2 * s as u32, 0, three);
                 isum = group(isum, u0, load(a, y), (w[g] & 0x0f) as i32);
                 isum = group(isum, u1, load(a, y + 16), (w[g + 1] & 0x0f) as i32);
-            }
-        }
+            });
+        });
         let mins = move_bits(load(w, 0), 4, 0, u8x16_splat(0x0f));
         let imin = bsum_dot(a, u16x8_extend_low_u8x16(mins), u16x8_extend_high_u8x16(mins));
         (isum, imin)
@@ -123,10 +137,10 @@ impl BlockDot for Q3K {
         let hm0 = load(w, 0);
         let hm1 = load(w, 16);
         let mut isum = ZERO;
-        for h in 0..2 {
+        unroll!(h in 2 => {
             let q0 = load(w, 32 + 32 * h);
             let q1 = load(w, 32 + 32 * h + 16);
-            for j in 0..4 {
+            unroll!(j in 4 => {
                 let g = 8 * h + 2 * j;
                 let y = A_QS + 128 * h + 32 * j;
                 let sh = (4 * h + j) as u32;
@@ -135,8 +149,8 @@ impl BlockDot for Q3K {
                 let u1 = v128_or(move_bits(q1, 2 * j as u32, 0, three), move_bits(hm1, sh, 2, four));
                 isum = group(isum, u0, load(a, y), sc(g));
                 isum = group(isum, u1, load(a, y + 16), sc(g + 1));
-            }
-        }
+            });
+        });
         // Offset 4: isum -= 4 · Σ_g scale_g · bsum_g.
         let sv = i8x16_sub(u32x4(s[0], s[1], s[2], s[3]), i8x16_splat(32));
         let off = bsum_dot(a, i16x8_extend_low_i8x16(sv), i16x8_extend_high_i8x16(sv));
@@ -160,7 +174,7 @@ impl BlockDot for Q4K {
         let (sc, mins) = k4_scales_mins(&w[4..16]);
         let mask = u8x16_splat(0x0f);
         let mut isum = ZERO;
-        for j in 0..4 {
+        unroll!(j in 4 => {
             let q0 = load(w, 16 + 32 * j);
             let q1 = load(w, 16 + 32 * j + 16);
             let y = A_QS + 64 * j;
@@ -168,7 +182,7 @@ impl BlockDot for Q4K {
             let (hi0, hi1) = (move_bits(q0, 4, 0, mask), move_bits(q1, 4, 0, mask));
             isum = group32(isum, lo0, load(a, y), lo1, load(a, y + 16), byte(sc, 2 * j));
             isum = group32(isum, hi0, load(a, y + 32), hi1, load(a, y + 48), byte(sc, 2 * j + 1));
-        }
+        });
         (isum, k4_imin(a, mins))
     }
 }
@@ -191,7 +205,7 @@ impl BlockDot for Q5K {
         let b4 = u8x16_splat(0x10);
         let (qh0, qh1) = (load(w, 16), load(w, 32));
         let mut isum = ZERO;
-        for j in 0..4 {
+        unroll!(j in 4 => {
             let q0 = load(w, 48 + 32 * j);
             let q1 = load(w, 48 + 32 * j + 16);
             let y = A_QS + 64 * j;
@@ -203,7 +217,7 @@ impl BlockDot for Q5K {
             let hi1 = v128_or(move_bits(q1, 4, 0, mask), move_bits(qh1, b_hi, 4, b4));
             isum = group32(isum, lo0, load(a, y), lo1, load(a, y + 16), byte(sc, 2 * j));
             isum = group32(isum, hi0, load(a, y + 32), hi1, load(a, y + 48), byte(sc, 2 * j + 1));
-        }
+        });
         (isum, k4_imin(a, mins))
     }
 }
@@ -226,10 +240,10 @@ impl BlockDot for Q6K {
         let top = u8x16_splat(0x30);
         let sc = |g: usize| w[192 + g] as i8 as i32;
         let mut isum = ZERO;
-        for h in 0..2 {
+        unroll!(h in 2 => {
             let l = [load(w, 64 * h), load(w, 64 * h + 16), load(w, 64 * h + 32), load(w, 64 * h + 48)];
             let qh = [load(w, 128 + 32 * h), load(w, 128 + 32 * h + 16)];
-            for k in 0..4 {
+            unroll!(k in 4 => {
                 let g = 8 * h + 2 * k;
                 let y = A_QS + 128 * h + 32 * k;
                 let u: [v128; 2] = core::array::from_fn(|half| {
@@ -240,8 +254,8 @@ impl BlockDot for Q6K {
                 });
                 isum = group(isum, u[0], load(a, y), sc(g));
                 isum = group(isum, u[1], load(a, y + 16), sc(g + 1));
-            }
-        }
+            });
+        });
         // Offset 32: isum -= 32 · Σ_g scale_g · bsum_g.
         let sv = load(w, 192);
         let off = bsum_dot(a, i16x8_extend_low_i8x16(sv), i16x8_extend_high_i8x16(sv));

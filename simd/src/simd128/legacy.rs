@@ -36,24 +36,6 @@ fn q5_high(qh: u32) -> (v128, v128) {
     (h0, h1)
 }
 
-/// `Σ (u[i] - OFF) · y[i]` over 32 elements (`u0`/`y0` the first 16, `u1`/`y1` the rest) for unsigned codes
-/// `u` < 32, as i32x4 partial sums. SIMD128 subtracts the offset in i8 and widens; relaxed SIMD dots the unsigned
-/// codes (the i7 operand) and subtracts `OFF · Σy`.
-#[inline(always)]
-fn offset_dot<const OFF: i8>(u0: v128, u1: v128, y0: v128, y1: v128) -> v128 {
-    #[cfg(target_feature = "relaxed-simd")]
-    {
-        let dot = dot_u7(u0, y0, dot_u7(u1, y1, i32x4_splat(0)));
-        let sum = i32x4_add(sum_i8(y0), sum_i8(y1));
-        i32x4_sub(dot, i32x4_mul(sum, i32x4_splat(OFF as i32)))
-    }
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    {
-        let off = i8x16_splat(OFF);
-        dot_i8(i8x16_sub(u0, off), y0, dot_i8(i8x16_sub(u1, off), y1, i32x4_splat(0)))
-    }
-}
-
 /// `Σ u[i] · y[i]` over 32 elements, unsigned codes `u` < 128.
 #[inline(always)]
 fn unsigned_dot(u0: v128, u1: v128, y0: v128, y1: v128) -> v128 {
@@ -71,10 +53,12 @@ impl BlockDot for Q4_0 {
     const W_D: usize = 0;
     const W_M: usize = 0;
     const A_D: usize = 0;
+    const OFFSET: i32 = 8;
+    const A_QS: usize = Q8_0_QS;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let (u0, u1) = nibbles(w, 2);
-        (offset_dot::<8>(u0, u1, load(a, Q8_0_QS), load(a, Q8_0_QS + 16)), ZERO)
+        (unsigned_dot(u0, u1, load(a, Q8_0_QS), load(a, Q8_0_QS + 16)), ZERO)
     }
 }
 
@@ -104,13 +88,15 @@ impl BlockDot for Q5_0 {
     const W_D: usize = 0;
     const W_M: usize = 0;
     const A_D: usize = 0;
+    const OFFSET: i32 = 16;
+    const A_QS: usize = Q8_0_QS;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let (l0, l1) = nibbles(w, 6);
         let (h0, h1) = q5_high(u32_at(w, 2));
         let y0 = load(a, Q8_0_QS);
         let y1 = load(a, Q8_0_QS + 16);
-        (offset_dot::<16>(v128_or(l0, h0), v128_or(l1, h1), y0, y1), ZERO)
+        (unsigned_dot(v128_or(l0, h0), v128_or(l1, h1), y0, y1), ZERO)
     }
 }
 
