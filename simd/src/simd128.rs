@@ -120,7 +120,7 @@ pub fn matmul(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], n_tok: usize, out
     }
     let rb = row_bytes(wt, n_cols);
     let ab = row_bytes(wt.vec_dot_type(), n_cols);
-    assert!(w.len() % rb == 0, "matmul: {} weight bytes is not a whole number of {rb}-byte rows", w.len());
+    assert!(w.len().is_multiple_of(rb), "matmul: {} weight bytes is not a whole number of {rb}-byte rows", w.len());
     let n_rows = w.len() / rb;
     assert!(
         Some(a.len()) == n_tok.checked_mul(ab),

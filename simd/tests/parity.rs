@@ -231,6 +231,26 @@ fn long_rows_match_reference() {
     }
 }
 
+/// Matrices of 4 MB and more take matvec's prefetching path (reads ahead into the next rows).
+#[wasm_bindgen_test]
+fn large_matrices_match_reference() {
+    let mut rng = Rng(0x5eed_0006);
+    for (t, rows) in [(Q8_0, 7001), (Q4_1, 12003), (Q5_0, 10601)] {
+        let n_cols = 576;
+        let w = weights(&mut rng, t, rows, n_cols);
+        assert!(w.len() >= 4 << 20, "{t}: {} bytes", w.len());
+        let x = activation(&mut rng, n_cols);
+        let mut a = vec![0u8; k::activation_row_bytes(t, n_cols)];
+        k::quantize_activation(t, &x, &mut a);
+        let (mut got, mut want) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+        k::matvec(t, n_cols, &w, &a, &mut got);
+        r::matvec(t, n_cols, &w, &a, &mut want);
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            assert!(g.to_bits() == e.to_bits(), "{t} {rows}x{n_cols} matvec row {i}: {g:e} vs reference {e:e}");
+        }
+    }
+}
+
 #[wasm_bindgen_test]
 fn quantizers_match_reference_on_random_rows() {
     let mut rng = Rng(0x5eed_0002);

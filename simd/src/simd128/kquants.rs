@@ -86,6 +86,7 @@ impl BlockDot for Q2K {
     const W_M: usize = 82;
     const A_D: usize = 0;
     const A_D_F32: bool = true;
+    const PREFETCH: bool = false;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let three = u8x16_splat(3);
@@ -120,6 +121,7 @@ impl BlockDot for Q3K {
     const W_M: usize = 108;
     const A_D: usize = 0;
     const A_D_F32: bool = true;
+    const PREFETCH: bool = false;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         // Scale i: low 4 bits from byte i % 8 (low nibble for i < 8, high nibble after), bits 4..6 from byte
@@ -169,6 +171,7 @@ impl BlockDot for Q4K {
     const W_M: usize = 2;
     const A_D: usize = 0;
     const A_D_F32: bool = true;
+    const PREFETCH: bool = false;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let (sc, mins) = k4_scales_mins(&w[4..16]);
@@ -198,6 +201,7 @@ impl BlockDot for Q5K {
     const W_M: usize = 2;
     const A_D: usize = 0;
     const A_D_F32: bool = true;
+    const PREFETCH: bool = false;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let (sc, mins) = k4_scales_mins(&w[4..16]);
@@ -234,6 +238,7 @@ impl BlockDot for Q6K {
     const W_M: usize = 208;
     const A_D: usize = 0;
     const A_D_F32: bool = true;
+    const PREFETCH: bool = false;
     #[inline(always)]
     fn isums(w: &[u8], a: &[u8]) -> (v128, v128) {
         let mask = u8x16_splat(0x0f);

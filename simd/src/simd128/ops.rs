@@ -113,7 +113,7 @@ pub(crate) fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
 #[inline(always)]
 pub(super) fn exp(x: v128) -> v128 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_375; // 355 / 512: 9 significant bits
+    const LN2_HI: f32 = 355.0 / 512.0; // 9 significant bits: n * LN2_HI is exact
     const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
     // pmax/pmin keep NaN (the comparison is false) and clamp the rest to where the result is 0 or inf anyway.
     let x = f32x4_pmin(f32x4_pmax(x, f32x4_splat(-104.0)), f32x4_splat(88.8));
