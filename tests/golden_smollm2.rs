@@ -4,54 +4,8 @@ mod common;
 
 use pocketlm::gguf::Gguf;
 use pocketlm::model::{Logits, Model, State};
+use common::logits::{argmax, compare, ids};
 use serde_json::Value;
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
-}
-
-fn argmax(x: &[f32]) -> usize {
-    x.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
-}
-
-/// Logits minus their mean (a constant shift does not change the distribution).
-fn centered(x: &[f32]) -> Vec<f64> {
-    let m = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
-    x.iter().map(|&v| v as f64 - m).collect()
-}
-
-fn log_softmax(x: &[f32]) -> Vec<f64> {
-    let m = x.iter().copied().fold(f32::MIN, f32::max) as f64;
-    let z = x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
-    x.iter().map(|&v| v as f64 - m - z).collect()
-}
-
-/// KL(reference || ours) of the softmax distributions.
-fn kl(reference: &[f32], ours: &[f32]) -> f64 {
-    let (p, q) = (log_softmax(reference), log_softmax(ours));
-    p.iter().zip(&q).map(|(a, b)| a.exp() * (a - b)).sum()
-}
-
-struct Cmp {
-    max_abs: f64,
-    rms: f64,
-    kl: f64,
-    ref_top1_in_our_top5: bool,
-}
-
-fn compare(reference: &[f32], ours: &[f32]) -> Cmp {
-    let (a, b) = (centered(reference), centered(ours));
-    let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
-    let top1 = argmax(reference);
-    let mut idx: Vec<usize> = (0..ours.len()).collect();
-    idx.sort_by(|&i, &j| ours[j].total_cmp(&ours[i]));
-    Cmp {
-        max_abs: d.iter().fold(0.0, |m, v| m.max(v.abs())),
-        rms: (d.iter().map(|v| v * v).sum::<f64>() / d.len() as f64).sqrt(),
-        kl: kl(reference, ours),
-        ref_top1_in_our_top5: idx[..5].contains(&top1),
-    }
-}
 
 #[test]
 fn smollm2_matches_numpy_reference() {
