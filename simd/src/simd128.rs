@@ -8,8 +8,8 @@
 //!   (i32x4 partial sums of `i32x4.dot_i16x8_s`, or of `i32x4.relaxed_dot_i8x16_i7x16_add_s` with the unsigned
 //!   weight codes as the 7-bit operand), and the block's scales are applied with the reference's f32 expression in
 //!   the reference's order, four (row, token) pairs per f32x4 ([`common::tile`]);
-//! - float dot products: bit-exact in the SIMD128 build (the reference's 8-lane order); the relaxed build fuses the
-//!   multiply-add (`f32x4.relaxed_madd`) and agrees within f32 rounding.
+//! - float dot products: bit-exact in both builds (the reference's 8-lane order, multiply then add; the relaxed
+//!   build does not use `f32x4.relaxed_madd`, whose fusing depends on the CPU).
 //!
 //! matvec takes four weight rows per tile (the activation block is loaded once for them); matmul takes four tokens
 //! per tile over a band of rows, so each weight block is read from memory once per batch and unpacked once per four

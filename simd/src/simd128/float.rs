@@ -2,8 +2,8 @@
 //!
 //! The reference sums in a fixed 8-lane order (`crate::reference::dot_lanes`): lane `i % 8` accumulates
 //! `w[i] * a[i]` over whole chunks of 8, then `(s0 + s2) + (s1 + s3)` with `s_l = acc[l] + acc[l + 4]`, then the
-//! remaining `n % 8` products one by one. Two f32x4 accumulators per (row, token) reproduce that exactly in the
-//! SIMD128 build; the relaxed build fuses each multiply-add ([`madd_f32`]) and so differs by f32 rounding only.
+//! remaining `n % 8` products one by one. Two f32x4 accumulators per (row, token) reproduce that exactly in both
+//! builds ([`madd_f32`] never fuses).
 
 use super::common::*;
 use core::arch::wasm32::*;

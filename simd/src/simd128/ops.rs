@@ -2,8 +2,8 @@
 //! checked by the dispatching functions there. Each loop runs over whole f32x4 chunks and finishes the `len % 4` tail
 //! with the scalar expression of the specification.
 //!
-//! Agreement with the specification: `dot_f32`, `axpy`, `scale`, `add_inplace` are bit-exact in the SIMD128 build
-//! (same operations per element, same summation order); the relaxed build fuses `axpy`'s and `dot_f32`'s multiply-add.
+//! Agreement with the specification: `dot_f32`, `axpy`, `scale`, `add_inplace` are bit-exact in both builds
+//! (same operations per element, same summation order, multiply-adds never fused).
 //! `rmsnorm` sums squares in f64 in a different order (the f32 scale almost always rounds to the same value).
 //! `softmax`, `silu_mul` and `gelu_tanh_mul` use [`exp`], accurate to a few ulp, instead of libm's `expf`.
 
