@@ -15,13 +15,7 @@ import { launchBrowser, TestServer, MODELS_DIR, REPO } from '../tests/e2e/harnes
 
 // 128 tokens of plain prose with SmolLM2's tokenizer (which adds no BOS); each run prints the count both engines
 // report, and pocketlm's tokenize() count. Raw continuation, no chat template, so both engines see the same tokens.
-const PROMPT = 'The lighthouse stood at the edge of the northern cliffs for more than two hundred years. '
-  + 'Its keepers kept a daily log of the weather, the ships that passed, and the small repairs that the old tower '
-  + 'needed after every winter storm. In the spring of the last year before the lamp was automated, the final '
-  + 'keeper wrote a long entry about the fishermen who had brought him bread, the children from the village who '
-  + 'climbed the stairs to count the steps, and the evening when the fog was so thick that he rang the bell by '
-  + 'hand until morning. Reading those pages today, one learns that the work of a keeper was quiet, patient and '
-  + 'often lonely';
+const PROMPT = fs.readFileSync(new URL('./prompt.txt', import.meta.url), 'utf8');
 
 const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 // Variants `make` may have produced next to the default model; used when present.

@@ -51,11 +51,24 @@ pub fn add_inplace(y: &mut [f32], x: &[f32]) {
 }
 
 /// `1 / sqrt(mean(x^2) + eps)` with the sum of squares in f64 (as ggml's `rms_norm`, which sums in `ggml_float`).
+/// The squares are exact in f64; they are summed in four lanes (`x[4k + l]` into lane `l`), then
+/// `(l0 + l2) + (l1 + l3)`, then the `len % 4` tail in order: the order of the SIMD128 version, so both give the
+/// same bits.
 fn rms_scale(x: &[f32], eps: f32) -> f32 {
     if x.is_empty() {
         return 0.0;
     }
-    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let whole = x.len() / 4 * 4;
+    let mut lanes = [0.0f64; 4];
+    for chunk in x[..whole].chunks_exact(4) {
+        for (acc, &v) in lanes.iter_mut().zip(chunk) {
+            *acc += v as f64 * v as f64;
+        }
+    }
+    let mut sum = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+    for &v in &x[whole..] {
+        sum += v as f64 * v as f64;
+    }
     let mean = (sum / x.len() as f64) as f32;
     1.0 / (mean + eps).sqrt()
 }
@@ -76,7 +89,8 @@ pub fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
 }
 
 /// `x = exp(x - max(x)) / sum(exp(x - max(x)))`; `-inf` entries (masked positions) become 0. The sum is taken in
-/// f64. When every entry is `-inf` (nothing to attend to) the result is all zeros rather than NaN.
+/// f64. When every entry is `-inf` (nothing to attend to) the result is all zeros rather than NaN. `exp` is
+/// [`scalar::exp`] (a few ulp), which the SIMD version computes lane-wise with the same operations.
 pub fn softmax_inplace(x: &mut [f32]) {
     dispatch!(softmax_inplace(x))
 }
@@ -89,7 +103,9 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
 }
 
 /// `gate = gelu(gate) * up` with the tanh approximation (GeGLU of Gemma, ggml's `gelu`):
-/// gelu(g) = 0.5 * g * (1 + tanh(sqrt(2 / pi) * g * (1 + 0.044715 * g^2))).
+/// gelu(g) = 0.5 * g * (1 + tanh(sqrt(2 / pi) * g * (1 + 0.044715 * g^2))), computed as the identical
+/// `g / (1 + exp(-2z)) * up` with `z = sqrt(2 / pi) * g * (1 + 0.044715 * g^2)` (`1 + tanh(z) = 2 / (1 + exp(-2z))`),
+/// which has no cancellation where tanh is near -1.
 #[track_caller]
 pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     same_len("gelu_tanh_mul", gate.len(), up.len());
@@ -204,16 +220,53 @@ pub mod scalar {
         }
     }
 
-    /// Scalar [`super::softmax_inplace`].
+    /// `e^x` within a few ulp of the correctly rounded value over the whole f32 range (subnormal results, 0 below
+    /// about -103.97, inf above about 88.72, NaN for NaN): Cody-Waite reduction `x = n ln2 + r`, |r| <= ln2/2, with
+    /// ln2 split so `n * LN2_HI` is exact; `e^r` by its degree-7 Taylor polynomial (truncation error below
+    /// 0.35^8 / 8! = 5e-9 relative); `2^n` applied as two halves so each factor is a normal f32 for n in -150..=128.
+    /// Every step is one IEEE f32 operation (no fused multiply-add), the same ones the SIMD128 version does per
+    /// lane, so both give identical bits.
+    #[inline(always)]
+    pub fn exp(x: f32) -> f32 {
+        const LOG2E: f32 = core::f32::consts::LOG2_E;
+        const LN2_HI: f32 = 355.0 / 512.0; // 9 significant bits: n * LN2_HI is exact
+        const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
+        // Clamp to where the result is 0 or inf anyway; a NaN passes through (both comparisons are false).
+        let x = if x < -104.0 { -104.0 } else { x };
+        let x = if 88.8 < x { 88.8 } else { x };
+        let n = (x * LOG2E).round_ties_even();
+        let r = x + n * -LN2_HI;
+        let r = r + n * -LN2_LO;
+        let mut p = 1.0f32 / 5040.0;
+        for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = c + p * r;
+        }
+        let ni = n as i32; // saturating; NaN -> 0 (as i32x4.trunc_sat_f32x4_s)
+        let n1 = ni >> 1;
+        let n2 = ni - n1;
+        let pow2 = |k: i32| f32::from_bits(((k + 127) << 23) as u32);
+        (p * pow2(n1)) * pow2(n2)
+    }
+
+    /// Scalar [`super::softmax_inplace`]: the f64 sum in four lanes, then `(l0 + l2) + (l1 + l3)`, then the tail
+    /// (the SIMD128 version's order).
     pub fn softmax_inplace(x: &mut [f32]) {
         let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
         if max == f32::NEG_INFINITY {
             x.fill(0.0);
             return;
         }
-        let mut sum = 0.0f64;
-        for v in x.iter_mut() {
-            *v = libm::expf(*v - max);
+        let whole = x.len() / 4 * 4;
+        let mut lanes = [0.0f64; 4];
+        for chunk in x[..whole].chunks_exact_mut(4) {
+            for (acc, v) in lanes.iter_mut().zip(chunk) {
+                *v = exp(*v - max);
+                *acc += *v as f64;
+            }
+        }
+        let mut sum = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+        for v in &mut x[whole..] {
+            *v = exp(*v - max);
             sum += *v as f64;
         }
         // sum >= 1 (the max entry contributes exp(0) = 1), so the division is safe.
@@ -228,7 +281,7 @@ pub mod scalar {
     pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         same_len("silu_mul", gate.len(), up.len());
         for (g, &u) in gate.iter_mut().zip(up) {
-            *g = *g / (1.0 + libm::expf(-*g)) * u;
+            *g = *g / (1.0 + exp(-*g)) * u;
         }
     }
 
@@ -240,7 +293,8 @@ pub mod scalar {
         const GELU_COEF_A: f32 = 0.044_715;
         for (g, &u) in gate.iter_mut().zip(up) {
             let x = *g;
-            *g = 0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x))) * u;
+            let z = (SQRT_2_OVER_PI * x) * (1.0 + (GELU_COEF_A * x) * x);
+            *g = x / (1.0 + exp(-(z + z))) * u;
         }
     }
 }

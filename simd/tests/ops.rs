@@ -238,3 +238,29 @@ fn mismatched_lengths_panic() {
 fn rope_too_many_dims_panics() {
     ops::rope_neox(&mut [0.0; 8], 16, 1, 1e4, 1.0);
 }
+
+#[test]
+fn exp_within_a_few_ulp_over_the_f32_range() {
+    // A dense sweep of the inputs whose result is a normal f32, plus the edges of the range.
+    let mut worst = 0.0f64;
+    let mut x = -87.3f32;
+    while x < 88.7 {
+        let exact = (x as f64).exp();
+        let got = ops::scalar::exp(x) as f64;
+        let ulp = exact * U * 2.0; // one ulp of the f32 result is between exact * 2^-24 and exact * 2^-23
+        worst = worst.max((got - exact).abs() / ulp);
+        x += 0.000_731;
+    }
+    assert!(worst <= 3.0, "exp: worst error {worst:.2} ulp");
+    // Subnormal results: within one subnormal step (2^-149) of the exact value.
+    for x in [-88.0f32, -95.0, -100.0, -103.0] {
+        let exact = (x as f64).exp();
+        assert!((ops::scalar::exp(x) as f64 - exact).abs() <= 2f64.powi(-149), "exp({x})");
+    }
+    assert_eq!(ops::scalar::exp(-104.5), 0.0);
+    assert_eq!(ops::scalar::exp(f32::NEG_INFINITY), 0.0);
+    assert_eq!(ops::scalar::exp(0.0), 1.0);
+    assert_eq!(ops::scalar::exp(89.0), f32::INFINITY);
+    assert_eq!(ops::scalar::exp(f32::INFINITY), f32::INFINITY);
+    assert!(ops::scalar::exp(f32::NAN).is_nan());
+}

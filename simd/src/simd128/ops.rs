@@ -4,8 +4,8 @@
 //!
 //! Agreement with the specification: `dot_f32`, `axpy`, `scale`, `add_inplace` are bit-exact in both builds
 //! (same operations per element, same summation order, multiply-adds never fused).
-//! `rmsnorm` sums squares in f64 in a different order (the f32 scale almost always rounds to the same value).
-//! `softmax`, `silu_mul` and `gelu_tanh_mul` use [`exp`], accurate to a few ulp, instead of libm's `expf`.
+//! So are `rmsnorm` (f64 sum of squares in the specification's four-lane order), `softmax`, `silu_mul` and
+//! `gelu_tanh_mul` ([`exp`] is the specification's `scalar::exp` lane-wise, operation for operation).
 
 use super::common::*;
 use core::arch::wasm32::*;
@@ -106,10 +106,8 @@ pub(crate) fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// `e^x` lane-wise, within a few ulp of `f32::exp` over the whole f32 range (including its subnormal results, 0
-/// below about -103.97, inf above about 88.72, NaN for NaN). Cody-Waite reduction `x = n ln2 + r`, |r| <= ln2/2,
-/// with ln2 split so `n * LN2_HI` is exact; `e^r` by its degree-7 Taylor polynomial (truncation error below
-/// 0.35^8 / 8! = 5e-9 relative); `2^n` applied as two halves so each factor is a normal f32 for n in -150..=128.
+/// `e^x` lane-wise: [`crate::ops::scalar::exp`] (see there for the method and accuracy), the same f32 operations
+/// in the same order, so the same bits.
 #[inline(always)]
 pub(super) fn exp(x: v128) -> v128 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
@@ -157,7 +155,7 @@ pub(crate) fn softmax_inplace(x: &mut [f32]) {
     let s = f64x2_add(lo, hi);
     let mut sum = f64x2_extract_lane::<0>(s) + f64x2_extract_lane::<1>(s);
     for v in &mut x[whole..] {
-        *v = libm::expf(*v - max);
+        *v = crate::ops::scalar::exp(*v - max);
         sum += *v as f64;
     }
     scale(x, (1.0 / sum) as f32);
@@ -175,7 +173,7 @@ pub(crate) fn silu_mul(gate: &mut [f32], up: &[f32]) {
     }
     for i in whole..n {
         let g = gate[i];
-        gate[i] = g / (1.0 + libm::expf(-g)) * up[i];
+        gate[i] = g / (1.0 + crate::ops::scalar::exp(-g)) * up[i];
     }
 }
 
@@ -196,6 +194,7 @@ pub(crate) fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     }
     for i in whole..n {
         let x = gate[i];
-        gate[i] = 0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x))) * up[i];
+        let z = (SQRT_2_OVER_PI * x) * (1.0 + (GELU_COEF_A * x) * x);
+        gate[i] = x / (1.0 + crate::ops::scalar::exp(-(z + z))) * up[i];
     }
 }
