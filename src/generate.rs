@@ -4,6 +4,8 @@
 
 use crate::chat::{ChatTemplate, Message};
 use crate::clock::now_ms;
+use crate::mark;
+use crate::profile::{Profile, Stage, StageTime};
 use crate::gguf::Gguf;
 use crate::model::{Logits, Model, State};
 use crate::sampler::{Sampler, SamplerParams};
@@ -40,11 +42,13 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     pub sampler: SamplerParams,
     pub stop: Vec<String>,
+    /// Time each stage of every decode step ([`Stats::profile`]).
+    pub profile: bool,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new() }
+        GenerateOptions { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new(), profile: false }
     }
 }
 
@@ -73,6 +77,9 @@ pub struct Stats {
     pub prefill_tokens_per_second: f64,
     pub decode_tokens_per_second: f64,
     pub finish_reason: Option<FinishReason>,
+    /// With [`GenerateOptions::profile`]: milliseconds per generated token in each stage of the decode step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<StageTime>>,
 }
 
 struct Generation {
@@ -195,6 +202,7 @@ impl Engine {
         keep = keep.min(prompt.len() - 1);
         self.cached.truncate(keep);
         let t0 = now_ms();
+        self.state.profile = None;
         let result = self.model.forward(&self.buf, &mut self.state, &prompt[keep..], keep, Logits::Last);
         if let Err(e) = result {
             self.cached.clear();
@@ -210,6 +218,7 @@ impl Engine {
             prefill_tokens_per_second: rate(prefilled, prefill_ms),
             ..Stats::default()
         };
+        self.state.profile = opts.profile.then(Profile::default);
         self.gen = Some(Generation {
             sampler,
             decoder: IncrementalDecoder::new(),
@@ -237,6 +246,7 @@ impl Engine {
             self.stats.generated_tokens = g.generated.len();
         }
         self.stats.decode_tokens_per_second = rate(self.stats.generated_tokens, self.stats.decode_ms);
+        self.stats.profile = self.state.profile.as_ref().map(Profile::per_step);
         out
     }
 
@@ -244,6 +254,9 @@ impl Engine {
         let Some(g) = self.gen.as_mut() else { return Ok(None) };
         if g.finished {
             return Ok(None);
+        }
+        if let Some(p) = self.state.profile.as_mut() {
+            p.start();
         }
         if let Some(tok) = g.to_feed.take() {
             if self.cached.len() >= self.state.context {
@@ -259,6 +272,10 @@ impl Engine {
         }
         let g = self.gen.as_mut().expect("generation in progress");
         let tok = g.sampler.sample(&mut self.state.logits, &g.history);
+        if let Some(p) = self.state.profile.as_mut() {
+            p.mark(Stage::Sample);
+            p.steps += 1;
+        }
         g.generated.push(tok);
         g.history.push(tok);
         if self.tokenizer.is_eog(tok) {
@@ -266,7 +283,9 @@ impl Engine {
         }
         let piece = g.decoder.push(&self.tokenizer, tok);
         g.pending.push_str(&piece);
-        if let Some(cut) = first_stop(&g.pending, &g.stop) {
+        let stop_at = first_stop(&g.pending, &g.stop);
+        mark!(self.state.profile, Text);
+        if let Some(cut) = stop_at {
             g.pending.truncate(cut);
             g.to_feed = Some(tok);
             return Ok(Some(self.finish(FinishReason::Stop)));

@@ -9,6 +9,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod profile;
 pub mod sampler;
 pub mod tensor;
 pub mod tokenizer;

@@ -5,6 +5,8 @@
 //! [`State`]; `forward` allocates nothing.
 
 use crate::gguf::Gguf;
+use crate::mark;
+use crate::profile::Profile;
 use crate::tensor::QTensor;
 use crate::{Error, Result};
 use pocketlm_simd::{self as k, ops, GgmlType};
@@ -312,6 +314,8 @@ pub struct State {
     key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
     value_cache: Vec<f32>, // (n_layers, context, kv_dim)
     pub logits: Vec<f32>,  // (vocab)
+    /// Time per stage of `forward`, when profiling (see [`crate::profile`]); the caller calls `start()`.
+    pub profile: Option<Profile>,
 }
 
 impl State {
@@ -341,6 +345,7 @@ impl State {
             key_cache: alloc_f32(kv, "the KV cache")?,
             value_cache: alloc_f32(kv, "the KV cache")?,
             logits: alloc_f32(c.vocab_size, "logits")?,
+            profile: None,
         })
     }
 
@@ -431,6 +436,7 @@ impl Model {
         let arb = k::activation_row_bytes(w.typ, c.dim);
         k::quantize_activation(w.typ, x, &mut s.act_q[..arb]);
         k::matvec(w.typ, c.dim, w.data(buf), &s.act_q[..arb], &mut s.logits);
+        mark!(s.profile, Head);
     }
 
     fn forward_batch(&self, buf: &[u8], s: &mut State, tokens: &[u32], pos: usize) {
@@ -447,18 +453,21 @@ impl Model {
                 ops::scale(row, c.embed_scale);
             }
         }
+        mark!(s.profile, Embed);
 
         for (li, l) in w.layers.iter().enumerate() {
             // --- attention
             for t in 0..n {
                 ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.attn_norm, c.rms_eps);
             }
+            mark!(s.profile, Norm);
             project(&l.wq, buf, &s.xb, n, &mut s.act_q, &mut s.q);
             project(&l.wk, buf, &s.xb, n, &mut s.act_q, &mut s.k);
             project(&l.wv, buf, &s.xb, n, &mut s.act_q, &mut s.v);
             add_bias(&mut s.q, &l.bq, n);
             add_bias(&mut s.k, &l.bk, n);
             add_bias(&mut s.v, &l.bv, n);
+            mark!(s.profile, Qkv);
 
             let sliding = c.is_sliding(li);
             let base = if sliding { c.rope_base_local } else { c.rope_base };
@@ -480,6 +489,7 @@ impl Model {
                 s.key_cache[at..at + kvd].copy_from_slice(&s.k[t * kvd..(t + 1) * kvd]);
                 s.value_cache[at..at + kvd].copy_from_slice(&s.v[t * kvd..(t + 1) * kvd]);
             }
+            mark!(s.profile, Rope);
 
             // Causal grouped-query attention over the cache; output into xb (n, q_dim).
             let group = c.n_heads / c.n_kv_heads;
@@ -505,7 +515,9 @@ impl Model {
                     }
                 }
             }
+            mark!(s.profile, Attention);
             project(&l.wo, buf, &s.xb, n, &mut s.act_q, &mut s.xb2);
+            mark!(s.profile, AttnOut);
             for t in 0..n {
                 let y = &mut s.xb2[t * dim..(t + 1) * dim];
                 if let Some(pn) = &l.post_attn_norm {
@@ -513,18 +525,23 @@ impl Model {
                 }
                 ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
             }
+            mark!(s.profile, Residual);
 
             // --- feed-forward: down(act(gate(x)) * up(x))
             for t in 0..n {
                 ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.ffn_norm, c.rms_eps);
             }
+            mark!(s.profile, Norm);
             project(&l.w_gate, buf, &s.xb, n, &mut s.act_q, &mut s.hb);
             project(&l.w_up, buf, &s.xb, n, &mut s.act_q, &mut s.hb2);
+            mark!(s.profile, GateUp);
             match c.activation {
                 Activation::Silu => ops::silu_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
                 Activation::GeluTanh => ops::gelu_tanh_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
             }
+            mark!(s.profile, Activation);
             project(&l.w_down, buf, &s.hb, n, &mut s.act_q, &mut s.xb2);
+            mark!(s.profile, Down);
             for t in 0..n {
                 let y = &mut s.xb2[t * dim..(t + 1) * dim];
                 if let Some(pn) = &l.post_ffn_norm {
@@ -532,6 +549,7 @@ impl Model {
                 }
                 ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
             }
+            mark!(s.profile, Residual);
         }
     }
 

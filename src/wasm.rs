@@ -120,6 +120,7 @@ struct BeginOptions {
     repeat_last_n: Option<usize>,
     seed: Option<f64>,
     stop: Option<Vec<String>>,
+    profile: Option<bool>,
 }
 
 #[wasm_bindgen]
@@ -178,6 +179,7 @@ impl Engine {
             max_tokens: o.max_tokens.unwrap_or(GenerateOptions::default().max_tokens),
             sampler,
             stop: o.stop.unwrap_or_default(),
+            profile: o.profile.unwrap_or(false),
         };
         self.core.begin(&ids, opts).map_err(to_js)
     }

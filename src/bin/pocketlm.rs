@@ -1,7 +1,7 @@
 //! `pocketlm`: the native command line over the same engine the browser runs.
 //!
 //! pocketlm generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--json]
+//!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--json] [--profile]
 //! pocketlm tokenize --model PATH --text TEXT
 //! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--json]
 //! pocketlm inspect PATH
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   pocketlm generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
-                    [--ctx N] [--json]
+                    [--ctx N] [--json] [--profile]
   pocketlm tokenize --model PATH --text TEXT
   pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--json]
   pocketlm inspect PATH";
@@ -120,7 +120,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
         raw,
         &["model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
           "repeat-last-n", "seed", "stop", "ctx"],
-        &["chat", "json"],
+        &["chat", "json", "profile"],
     )?;
     let d = SamplerParams::default();
     let sampler = SamplerParams {
@@ -132,7 +132,12 @@ fn generate(raw: &[String]) -> Result<(), String> {
         repeat_last_n: a.num("repeat-last-n", d.repeat_last_n)?,
         seed: a.num("seed", d.seed)?,
     };
-    let opts = GenerateOptions { max_tokens: a.num("max-tokens", 256usize)?, sampler, stop: a.all("stop") };
+    let opts = GenerateOptions {
+        max_tokens: a.num("max-tokens", 256usize)?,
+        sampler,
+        stop: a.all("stop"),
+        profile: a.has("profile"),
+    };
     let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?)?;
     let prompt = a.req("prompt")?;
     let text = if a.has("chat") {
@@ -165,6 +170,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
             "prefill_tok_s": s.prefill_tokens_per_second,
             "decode_tok_s": s.decode_tokens_per_second,
             "finish_reason": s.finish_reason,
+            "profile": s.profile,
         });
         println!("{obj}");
     } else {
@@ -175,6 +181,13 @@ fn generate(raw: &[String]) -> Result<(), String> {
         s.prompt_tokens, s.prefill_tokens_per_second, s.generated_tokens, s.decode_tokens_per_second,
         s.finish_reason.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default()
     );
+    if let Some(profile) = &s.profile {
+        let total: f64 = profile.iter().map(|t| t.ms).sum();
+        eprintln!("pocketlm: decode profile, ms per token ({total:.2} ms in all):");
+        for t in profile {
+            eprintln!("  {:<11} {:7.3} ms {:5.1}%", t.stage, t.ms, 100.0 * t.ms / total.max(1e-9));
+        }
+    }
     Ok(())
 }
 
