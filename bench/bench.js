@@ -32,9 +32,9 @@ const engines = {
       // addSpecial: the BOS/EOS the model's metadata asks for, as complete() adds them.
       return (await h.lm.tokenize(prompt, { addSpecial: true })).length;
     },
-    async generate(h, { prompt, tokens }) {
+    async generate(h, { prompt, tokens, profile = false }) {
       const t0 = performance.now();
-      const text = await h.lm.complete(prompt, { maxTokens: tokens, temperature: 0 });
+      const text = await h.lm.complete(prompt, { maxTokens: tokens, temperature: 0, profile });
       const wallMs = performance.now() - t0;
       const s = h.lm.lastStats;
       return {
@@ -44,6 +44,7 @@ const engines = {
         prefillTokS: s.prefillTokensPerSecond,
         decodeTokS: s.decodeTokensPerSecond,
         finishReason: s.finishReason,
+        profile: s.profile ?? null,
       };
     },
     async unload(h) {

@@ -146,6 +146,23 @@ async function runOnce(page, origin, engine, modelUrl, opts) {
   };
 }
 
+/**
+ * One extra pocketlm run with the decode profile on (kept out of the measured runs): milliseconds per token in
+ * each stage of the decode step, and what the worker adds around the engine (wall time of the call minus the
+ * engine's own prefill and decode time, per generated token).
+ */
+async function profileRun(page, origin, modelUrl, opts) {
+  await gotoBench(page, origin);
+  await page.evaluate(([e, o]) => window.bench.load(e, o), ['pocketlm', { modelUrl, contextSize: opts.ctx }]);
+  await page.evaluate(() => window.bench.generate({ prompt: 'Warm-up: one, two, three,', tokens: 4 }));
+  const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n, profile: true }),
+    [PROMPT, opts.tokens]);
+  await page.evaluate(() => window.bench.unload());
+  const engineMs = g.promptTokens / g.prefillTokS * 1000 + g.generatedTokens / g.decodeTokS * 1000;
+  return { decodeTokS: round(g.decodeTokS), stages: g.profile.map((t) => ({ stage: t.stage, ms: round(t.ms, 3) })),
+    workerMsPerToken: round((g.wallMs - engineMs) / g.generatedTokens, 3) };
+}
+
 function nativeRuns(cli, modelPath, opts) {
   const out = [];
   for (let i = 0; i < opts.nativeRuns; i++) {
@@ -238,6 +255,10 @@ async function main() {
           console.log(JSON.stringify(r, (k, v) => (k === 'text' ? undefined : v)));
         }
       }
+      if (opts.engines.includes('pocketlm')) {
+        m.profile = await profileRun(page, server.origin, modelUrl, opts);
+        console.log(JSON.stringify({ model, engine: 'pocketlm', profile: m.profile }));
+      }
       if (opts.native) {
         for (const r of nativeRuns(cli, path.join(MODELS_DIR, model), opts)) {
           m.native.push(r);
@@ -282,6 +303,12 @@ async function main() {
       .map((r) => `${r.promptTokens}${r.tokenizerPromptTokens !== null ? `/${r.tokenizerPromptTokens}` : ''}`))].join(',')}`);
     out.push(`\n${model}: ${opts.runs} runs, ${opts.tokens} greedy tokens, prompt tokens ${pt.join('; ')}`);
     out.push(table(rows));
+    if (m.profile) {
+      const total = m.profile.stages.reduce((a, t) => a + t.ms, 0);
+      out.push(`pocketlm decode profile (one extra run, ${m.profile.decodeTokS} tok/s): ms per token `
+        + m.profile.stages.filter((t) => t.ms >= 0.005).map((t) => `${t.stage} ${t.ms} (${round(100 * t.ms / total, 0)}%)`)
+          .join(', ') + `; worker + page around the engine ${m.profile.workerMsPerToken}`);
+    }
     if (m.native.length) {
       out.push(`native CLI (median of ${m.native.length}): prefill ${round(median(m.native.map((r) => r.prefillTokS)), 1)} `
         + `tok/s, decode ${round(median(m.native.map((r) => r.decodeTokS)), 1)} tok/s`);

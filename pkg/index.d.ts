@@ -51,6 +51,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Generation ends before any of these strings; they are not part of the output. */
   stop?: string[];
+  /** Time each stage of the decode step; the figures are in `lastStats.profile`. */
+  profile?: boolean;
   /** Aborting stops generation within one token and rejects with an AbortError. */
   signal?: AbortSignal;
 }
@@ -61,6 +63,11 @@ export interface GenerationStats {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   finishReason: 'eos' | 'stop' | 'length' | 'context' | 'aborted' | null;
+  /**
+   * With `profile: true`: milliseconds per generated token in each stage of the decode step, in order (embed, norm,
+   * qkv, rope, attention, attnOut, gateUp, activation, down, residual, head, sample, text).
+   */
+  profile?: { stage: string; ms: number }[];
 }
 
 export interface ChatMessage {

@@ -15,6 +15,7 @@ import { PocketLMError, throwIfAborted } from './errors.js';
  * @property {number} [repeatLastN]
  * @property {number} [seed]
  * @property {string[]} [stop] generation ends before any of these strings (they are not part of the output)
+ * @property {boolean} [profile] time each stage of the decode step (lastStats.profile)
  * @property {AbortSignal} [signal]
  *
  * @typedef {object} GenerationStats
@@ -23,6 +24,7 @@ import { PocketLMError, throwIfAborted } from './errors.js';
  * @property {number} prefillTokensPerSecond
  * @property {number} decodeTokensPerSecond
  * @property {'eos' | 'stop' | 'length' | 'context' | 'aborted' | null} finishReason
+ * @property {{stage: string, ms: number}[]} [profile] with the profile option: milliseconds per generated token
  *
  * @typedef {{role: string, content: string}} ChatMessage
  */
@@ -55,6 +57,10 @@ function engineOptions(opts = {}) {
       throw new PocketLMError('invalid-argument', 'stop must be an array of non-empty strings');
     }
     out.stop = [...stop];
+  }
+  if (opts.profile !== undefined) {
+    if (typeof opts.profile !== 'boolean') throw new PocketLMError('invalid-argument', 'profile must be a boolean');
+    out.profile = opts.profile;
   }
   return out;
 }

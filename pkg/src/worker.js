@@ -196,6 +196,8 @@ function plainStats(v) {
     prefillTokensPerSecond: s.prefillTokensPerSecond,
     decodeTokensPerSecond: s.decodeTokensPerSecond,
     finishReason: s.finishReason ?? null,
+    // Only with the `profile` option: [{stage, ms}] per generated token, in the order of the decode step.
+    ...(s.profile ? { profile: s.profile.map((t) => (t instanceof Map ? Object.fromEntries(t) : t)) } : {}),
   };
 }
 

@@ -436,7 +436,9 @@ const PREFETCH_BYTES: usize = 4 << 20;
 const MATMUL_ROWS: usize = 64;
 
 /// `out[t * n_rows + r] = Σ w_r·a_t` (token-major) for `n_tok` activation rows, four tokens per tile over bands of
-/// rows, so each weight block is streamed from memory once per batch and unpacked once per four tokens.
+/// rows, so each weight block is streamed from memory once per batch and unpacked once per four tokens. The last
+/// `n_tok % 4` tokens (and a single token: the decode step) go through [`matvec`], whose four-row tiles and
+/// read-ahead are the fast path for one token; both are bit-exact with the reference, so the split changes no bits.
 pub(super) fn matmul<K: BlockDot>(nb: usize, w: &[u8], a: &[u8], n_tok: usize, out: &mut [f32]) {
     check_layout::<K>();
     if n_tok == 0 || nb == 0 {
@@ -445,41 +447,31 @@ pub(super) fn matmul<K: BlockDot>(nb: usize, w: &[u8], a: &[u8], n_tok: usize, o
     let (rb, ab) = (nb * K::WB, nb * K::AB);
     let n_rows = out.len() / n_tok;
     assert!(w.len() >= rb * n_rows && a.len() >= ab * n_tok, "matmul: inputs too short");
+    let n4 = n_tok / 4 * 4;
     let mut sc = [AScale { d: f32x4_splat(0.0), s: f32x4_splat(0.0), off: i32x4_splat(0) }; SCALE_CHUNK];
     for r_start in (0..n_rows).step_by(MATMUL_ROWS) {
         let rows = r_start..(r_start + MATMUL_ROWS).min(n_rows);
-        let mut t0 = 0;
-        while t0 < n_tok {
-            let four = t0 + 4 <= n_tok;
+        for t0 in (0..n4).step_by(4) {
+            let toks: [&[u8]; 4] = core::array::from_fn(|i| &a[(t0 + i) * ab..(t0 + i + 1) * ab]);
             let mut b0 = 0;
             while b0 < nb {
                 let sc = &mut sc[..(nb - b0).min(SCALE_CHUNK)];
-                if four {
-                    let toks: [&[u8]; 4] = core::array::from_fn(|i| &a[(t0 + i) * ab..(t0 + i + 1) * ab]);
-                    activation_scales::<K, 1, 4>(&toks, b0, sc);
-                    for r in rows.clone() {
-                        let o = |i: usize| (t0 + i) * n_rows + r;
-                        let acc =
-                            if b0 == 0 { f32x4_splat(0.0) } else { f32x4(out[o(0)], out[o(1)], out[o(2)], out[o(3)]) };
-                        let v = tile::<K, 1, 4, false>(acc, b0, [&w[r * rb..(r + 1) * rb]], toks, sc, &[]);
-                        out[o(0)] = f32x4_extract_lane::<0>(v);
-                        out[o(1)] = f32x4_extract_lane::<1>(v);
-                        out[o(2)] = f32x4_extract_lane::<2>(v);
-                        out[o(3)] = f32x4_extract_lane::<3>(v);
-                    }
-                } else {
-                    let at = &a[t0 * ab..(t0 + 1) * ab];
-                    activation_scales::<K, 1, 1>(&[at], b0, sc);
-                    for r in rows.clone() {
-                        let o = t0 * n_rows + r;
-                        let acc = f32x4_splat(if b0 == 0 { 0.0 } else { out[o] });
-                        let v = tile::<K, 1, 1, false>(acc, b0, [&w[r * rb..(r + 1) * rb]], [at], sc, &[]);
-                        out[o] = f32x4_extract_lane::<0>(v);
-                    }
+                activation_scales::<K, 1, 4>(&toks, b0, sc);
+                for r in rows.clone() {
+                    let o = |i: usize| (t0 + i) * n_rows + r;
+                    let acc =
+                        if b0 == 0 { f32x4_splat(0.0) } else { f32x4(out[o(0)], out[o(1)], out[o(2)], out[o(3)]) };
+                    let v = tile::<K, 1, 4, false>(acc, b0, [&w[r * rb..(r + 1) * rb]], toks, sc, &[]);
+                    out[o(0)] = f32x4_extract_lane::<0>(v);
+                    out[o(1)] = f32x4_extract_lane::<1>(v);
+                    out[o(2)] = f32x4_extract_lane::<2>(v);
+                    out[o(3)] = f32x4_extract_lane::<3>(v);
                 }
                 b0 += sc.len();
             }
-            t0 += if four { 4 } else { 1 };
         }
+    }
+    for t in n4..n_tok {
+        matvec::<K>(nb, &w[..n_rows * rb], &a[t * ab..(t + 1) * ab], &mut out[t * n_rows..(t + 1) * n_rows]);
     }
 }

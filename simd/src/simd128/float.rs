@@ -130,8 +130,7 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
     let n_rows = out.len() / n_tok;
     for r_start in (0..n_rows).step_by(16) {
         let r_end = (r_start + 16).min(n_rows);
-        let mut t0 = 0;
-        while t0 + 4 <= n_tok {
+        for t0 in (0..n_tok / 4 * 4).step_by(4) {
             let toks: [&[u8]; 4] = core::array::from_fn(|i| &a[(t0 + i) * ab..(t0 + i + 1) * ab]);
             for r in r_start..r_end {
                 let res = tile::<W, 1, 4>(n, [&w[r * rb..(r + 1) * rb]], toks);
@@ -139,14 +138,11 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
                     out[(t0 + i) * n_rows + r] = *v;
                 }
             }
-            t0 += 4;
         }
-        for t in t0..n_tok {
-            let at = &a[t * ab..(t + 1) * ab];
-            for r in r_start..r_end {
-                out[t * n_rows + r] = vec_dot::<W>(n, &w[r * rb..(r + 1) * rb], at);
-            }
-        }
+    }
+    // The last n_tok % 4 tokens (a single one in the decode step): four-row tiles over the whole matrix.
+    for t in n_tok / 4 * 4..n_tok {
+        matvec::<W>(n, &w[..n_rows * rb], &a[t * ab..(t + 1) * ab], &mut out[t * n_rows..(t + 1) * n_rows]);
     }
 }
 
