@@ -310,6 +310,7 @@ pub struct State {
     hb: Vec<f32>,     // (MAX_BATCH, ffn) gate
     hb2: Vec<f32>,    // (MAX_BATCH, ffn) up
     att: Vec<f32>,    // (context) attention scores of one head
+    rope_cs: Vec<f32>, // (n_rot) cos/sin of one position's RoPE angles, shared by its heads
     act_q: Vec<u8>,   // (MAX_BATCH, activation_row_bytes(max width)) quantized activations
     key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
     value_cache: Vec<f32>, // (n_layers, context, kv_dim)
@@ -341,6 +342,7 @@ impl State {
             hb: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             hb2: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             att: alloc_f32(context, "attention scores")?,
+            rope_cs: alloc_f32(c.n_rot, "RoPE angles")?,
             act_q,
             key_cache: alloc_f32(kv, "the KV cache")?,
             value_cache: alloc_f32(kv, "the KV cache")?,
@@ -352,7 +354,7 @@ impl State {
     /// Bytes held by this state (KV cache and scratch).
     pub fn bytes(&self) -> usize {
         4 * (self.x.len() + self.xb.len() + self.xb2.len() + self.q.len() + self.k.len() + self.v.len()
-            + self.hb.len() + self.hb2.len() + self.att.len() + self.key_cache.len() + self.value_cache.len()
+            + self.hb.len() + self.hb2.len() + self.att.len() + self.rope_cs.len() + self.key_cache.len() + self.value_cache.len()
             + self.logits.len())
             + self.act_q.len()
     }
@@ -473,17 +475,19 @@ impl Model {
             let base = if sliding { c.rope_base_local } else { c.rope_base };
             for t in 0..n {
                 let p = pos + t;
+                // The angles depend on the position and base only: once per token, for every head.
+                ops::rope_angles(&mut s.rope_cs, c.n_rot, p, base, c.rope_freq_scale);
                 for h in s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
                     if let Some(qn) = &l.q_norm {
                         ops::rmsnorm_inplace(h, qn, c.rms_eps);
                     }
-                    self.rope(h, p, base);
+                    ops::rope_with(h, &s.rope_cs, c.rope_neox);
                 }
                 for h in s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
                     if let Some(kn) = &l.k_norm {
                         ops::rmsnorm_inplace(h, kn, c.rms_eps);
                     }
-                    self.rope(h, p, base);
+                    ops::rope_with(h, &s.rope_cs, c.rope_neox);
                 }
                 let at = (li * s.context + p) * kvd;
                 s.key_cache[at..at + kvd].copy_from_slice(&s.k[t * kvd..(t + 1) * kvd]);
@@ -499,20 +503,17 @@ impl Model {
                 let p = pos + t;
                 let start = if sliding && p + 1 > c.sliding_window { p + 1 - c.sliding_window } else { 0 };
                 for h in 0..c.n_heads {
-                    let kh = h / group;
-                    let qh = &s.q[t * qd + h * hd..t * qd + (h + 1) * hd];
-                    let att = &mut s.att[start..=p];
-                    for (j, a) in att.iter_mut().enumerate() {
-                        let kr = (start + j) * kvd + kh * hd;
-                        *a = ops::dot_f32(qh, &layer_k[kr..kr + hd]) * c.attn_scale;
-                    }
-                    ops::softmax_inplace(att);
-                    let out = &mut s.xb[t * qd + h * hd..t * qd + (h + 1) * hd];
-                    out.fill(0.0);
-                    for (j, &a) in att.iter().enumerate() {
-                        let vr = (start + j) * kvd + kh * hd;
-                        ops::axpy(out, a, &layer_v[vr..vr + hd]);
-                    }
+                    // Rows start..=p of this head's KV head: row j at (start + j) * kvd + kh * hd.
+                    let at = start * kvd + (h / group) * hd;
+                    ops::attend(
+                        &s.q[t * qd + h * hd..t * qd + (h + 1) * hd],
+                        &layer_k[at..],
+                        &layer_v[at..],
+                        kvd,
+                        c.attn_scale,
+                        &mut s.att[..=p - start],
+                        &mut s.xb[t * qd + h * hd..t * qd + (h + 1) * hd],
+                    );
                 }
             }
             mark!(s.profile, Attention);
@@ -550,15 +551,6 @@ impl Model {
                 ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
             }
             mark!(s.profile, Residual);
-        }
-    }
-
-    fn rope(&self, head: &mut [f32], pos: usize, base: f32) {
-        let c = &self.config;
-        if c.rope_neox {
-            ops::rope_neox(head, c.n_rot, pos, base, c.rope_freq_scale);
-        } else {
-            ops::rope_normal(head, c.n_rot, pos, base, c.rope_freq_scale);
         }
     }
 }

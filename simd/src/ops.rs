@@ -1,6 +1,6 @@
 //! f32 vector operations of the forward pass. Each vectorized op dispatches to its SIMD128 version on wasm32 built with
-//! `simd128` and to its scalar specification in [`scalar`] elsewhere; the SIMD versions agree with the specification
-//! within f32 rounding (see `simd/tests/parity.rs` for what is asserted per op).
+//! `simd128` and to its scalar specification in [`scalar`] elsewhere; the SIMD versions compute the specification's
+//! bits (see `simd/tests/parity.rs`).
 //!
 //! All slices are plain f32 vectors of one token (a hidden state, one attention head, a row of scores). Functions
 //! taking two or more slices panic when their lengths differ: a caller bug.
@@ -112,6 +112,21 @@ pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     dispatch!(gelu_tanh_mul(gate, up))
 }
 
+/// One query head's causal attention over `n = scores.len()` cached positions (grouped-query: several query heads
+/// read the same key/value head). Row `j` of the keys is `keys[j * stride..j * stride + hd]` (`hd = q.len()`; the
+/// cache holds every KV head of a position in one row of `stride` values), the same for values. Computes
+/// `scores[j] = dot_f32(q, key_j) * scale`, [`softmax_inplace`] of the scores, then
+/// `out = Σ_j scores[j] * value_j`, summed over `j` in order from zero (as `out.fill(0)` then [`axpy`] per `j`).
+#[track_caller]
+pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    let (hd, n) = (q.len(), scores.len());
+    same_len("attend", hd, out.len());
+    assert!(stride >= hd, "attend: row stride {stride} is shorter than the head ({hd})");
+    let need = if n == 0 { 0 } else { (n - 1) * stride + hd };
+    assert!(keys.len() >= need && values.len() >= need, "attend: {n} rows of stride {stride} need {need} values");
+    dispatch!(attend(q, keys, values, stride, scale, scores, out))
+}
+
 /// `(cos, sin)` of `theta_i = pos * freq_scale * base^(-2i / n_rot)` for pair `i`.
 ///
 /// The angle is computed in f64 and rounded once: llama.cpp builds it in f32 as a running product
@@ -140,12 +155,7 @@ fn check_rope(x: &[f32], n_rot: usize) {
 #[track_caller]
 pub fn rope_normal(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) {
     check_rope(x, n_rot);
-    for i in 0..n_rot / 2 {
-        let (c, s) = rope_cs(i, n_rot, pos, theta_base, freq_scale);
-        let (a, b) = (x[2 * i], x[2 * i + 1]);
-        x[2 * i] = a * c - b * s;
-        x[2 * i + 1] = a * s + b * c;
-    }
+    rotate(x, n_rot, false, |i| rope_cs(i, n_rot, pos, theta_base, freq_scale));
 }
 
 /// Rotary embedding, "neox" mode (Qwen, Gemma): pairs `(x[i], x[i + n_rot/2])` for `i < n_rot / 2` are rotated by
@@ -153,12 +163,38 @@ pub fn rope_normal(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, fre
 #[track_caller]
 pub fn rope_neox(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) {
     check_rope(x, n_rot);
+    rotate(x, n_rot, true, |i| rope_cs(i, n_rot, pos, theta_base, freq_scale));
+}
+
+/// The `(cos, sin)` pairs of one position for every rotated pair, `cs[2i] = cos theta_i, cs[2i + 1] = sin theta_i`
+/// (`cs.len() == n_rot`): computed once per token and layer and applied to every head with [`rope_with`], which
+/// gives the same bits as [`rope_normal`] / [`rope_neox`] (the same angles, the same rotation).
+#[track_caller]
+pub fn rope_angles(cs: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) {
+    assert!(cs.len() == n_rot && n_rot.is_multiple_of(2), "rope_angles: table of {} for n_rot {n_rot}", cs.len());
+    for (i, pair) in cs.chunks_exact_mut(2).enumerate() {
+        let (c, s) = rope_cs(i, n_rot, pos, theta_base, freq_scale);
+        pair[0] = c;
+        pair[1] = s;
+    }
+}
+
+/// Rotary embedding of one head with a table from [`rope_angles`] (`n_rot = cs.len()`); `neox` picks the layout.
+#[track_caller]
+pub fn rope_with(x: &mut [f32], cs: &[f32], neox: bool) {
+    check_rope(x, cs.len());
+    rotate(x, cs.len(), neox, |i| (cs[2 * i], cs[2 * i + 1]));
+}
+
+#[inline(always)]
+fn rotate(x: &mut [f32], n_rot: usize, neox: bool, cs: impl Fn(usize) -> (f32, f32)) {
     let half = n_rot / 2;
     for i in 0..half {
-        let (c, s) = rope_cs(i, n_rot, pos, theta_base, freq_scale);
-        let (a, b) = (x[i], x[i + half]);
-        x[i] = a * c - b * s;
-        x[i + half] = a * s + b * c;
+        let (c, s) = cs(i);
+        let (ia, ib) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        let (a, b) = (x[ia], x[ib]);
+        x[ia] = a * c - b * s;
+        x[ib] = a * s + b * c;
     }
 }
 
@@ -196,6 +232,19 @@ pub mod scalar {
         same_len("add_inplace", y.len(), x.len());
         for (y, &x) in y.iter_mut().zip(x) {
             *y += x;
+        }
+    }
+
+    /// Scalar [`super::attend`].
+    pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+        let hd = q.len();
+        for (j, s) in scores.iter_mut().enumerate() {
+            *s = dot_f32(q, &keys[j * stride..j * stride + hd]) * scale;
+        }
+        softmax_inplace(scores);
+        out.fill(0.0);
+        for (j, &p) in scores.iter().enumerate() {
+            axpy(out, p, &values[j * stride..j * stride + hd]);
         }
     }
 

@@ -190,6 +190,14 @@ fn rope_matches_f64() {
                 assert!((a[i] as f64 - ea[i]).abs() <= tol, "normal head {head} pos {pos} i {i}");
                 assert!((b[i] as f64 - eb[i]).abs() <= tol, "neox head {head} pos {pos} i {i}");
             }
+            // A table from rope_angles applied with rope_with gives the same bits (the model's path).
+            let mut cs = vec![0.0; n_rot];
+            ops::rope_angles(&mut cs, n_rot, pos, base, fs);
+            let (mut ta, mut tb) = (x.clone(), x.clone());
+            ops::rope_with(&mut ta, &cs, false);
+            ops::rope_with(&mut tb, &cs, true);
+            assert_eq!(ta, a, "rope_with normal, head {head} pos {pos}");
+            assert_eq!(tb, b, "rope_with neox, head {head} pos {pos}");
             // Values past n_rot are untouched; position 0 is the identity, bit for bit.
             assert_eq!(&a[n_rot..], &x[n_rot..]);
             assert_eq!(&b[n_rot..], &x[n_rot..]);

@@ -449,6 +449,22 @@ fn f32_ops_match_scalar_specification() {
             assert_close("gelu_tanh_mul", n, &g, &g_ref, |_| 0.0);
         }
     }
+    // Attention of one head over a strided cache: every head size (multiple of 16, of 4, neither), lengths with
+    // and without a tail of 4, rows longer than the head (GQA cache rows hold several heads).
+    for hd in [64usize, 256, 20, 7] {
+        for n in [1usize, 3, 4, 9, 130] {
+            let stride = hd * 3;
+            let q = f32_row(&mut rng, hd, 1.0);
+            let keys = f32_row(&mut rng, (n - 1) * stride + hd, 1.0);
+            let values = f32_row(&mut rng, (n - 1) * stride + hd, 1.0);
+            let (mut s, mut s_ref) = (vec![0.0; n], vec![0.0; n]);
+            let (mut o, mut o_ref) = (vec![0.0; hd], vec![0.0; hd]);
+            ops::attend(&q, &keys, &values, stride, 0.125, &mut s, &mut o);
+            ops::scalar::attend(&q, &keys, &values, stride, 0.125, &mut s_ref, &mut o_ref);
+            assert_close("attend scores", n, &s, &s_ref, |_| 0.0);
+            assert_close("attend output", hd, &o, &o_ref, |_| 0.0);
+        }
+    }
     // All positions masked: zeros, not NaN.
     let mut x = vec![f32::NEG_INFINITY; 9];
     ops::softmax_inplace(&mut x);

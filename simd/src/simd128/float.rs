@@ -146,6 +146,58 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
     }
 }
 
+/// The bytes of an f32 slice (little-endian on wasm32), for [`tile`].
+fn f32_bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: any f32 memory is valid as bytes (u8 has alignment 1 and no invalid values); same lifetime and span.
+    unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
+}
+
+/// One query head's attention (see `crate::ops::attend`; lengths checked there). Scores: four key rows per
+/// [`tile`] against the query, each dot in the reference's 8-lane order (`k * q` and `q * k` are the same IEEE
+/// product). Weighted sum: 16 output values at a time held in four accumulators over every position `j` in order,
+/// `acc + p_j * v_j` without fusing: per element the same operations as zeroing `out` and one `axpy` per `j`.
+pub(crate) fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    let (hd, n) = (q.len(), scores.len());
+    let qb = f32_bytes(q);
+    let key = |j: usize| f32_bytes(&keys[j * stride..j * stride + hd]);
+    let n4 = n / 4 * 4;
+    for j in (0..n4).step_by(4) {
+        let d = tile::<F32, 4, 1>(hd, [key(j), key(j + 1), key(j + 2), key(j + 3)], [qb]);
+        for (s, d) in scores[j..j + 4].iter_mut().zip(d) {
+            *s = d * scale;
+        }
+    }
+    for j in n4..n {
+        scores[j] = tile::<F32, 1, 1>(hd, [key(j)], [qb])[0] * scale;
+    }
+    super::ops::softmax_inplace(scores);
+
+    let h16 = hd / 16 * 16;
+    for c in (0..h16).step_by(16) {
+        let zero = f32x4_splat(0.0);
+        let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+        for (j, &p) in scores.iter().enumerate() {
+            let v = &values[j * stride + c..j * stride + c + 16];
+            let pv = f32x4_splat(p);
+            a0 = madd_f32(pv, load_f32(v, 0), a0);
+            a1 = madd_f32(pv, load_f32(v, 4), a1);
+            a2 = madd_f32(pv, load_f32(v, 8), a2);
+            a3 = madd_f32(pv, load_f32(v, 12), a3);
+        }
+        store_f32(out, c, a0);
+        store_f32(out, c + 4, a1);
+        store_f32(out, c + 8, a2);
+        store_f32(out, c + 12, a3);
+    }
+    for (i, o) in out.iter_mut().enumerate().skip(h16) {
+        let mut acc = 0.0f32;
+        for (j, &p) in scores.iter().enumerate() {
+            acc += p * values[j * stride + i];
+        }
+        *o = acc;
+    }
+}
+
 /// `Σ a[i] * b[i]` over f32 slices of equal length, in the reference's 8-lane order.
 pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len();
