@@ -153,13 +153,15 @@ async function runOnce(page, origin, engine, modelUrl, opts) {
  */
 async function profileRun(page, origin, modelUrl, opts) {
   await gotoBench(page, origin);
-  await page.evaluate(([e, o]) => window.bench.load(e, o), ['pocketlm', { modelUrl, contextSize: opts.ctx }]);
+  const l = await page.evaluate(([e, o]) => window.bench.load(e, o), ['pocketlm', { modelUrl, contextSize: opts.ctx }]);
   await page.evaluate(() => window.bench.generate({ prompt: 'Warm-up: one, two, three,', tokens: 4 }));
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n, profile: true }),
     [PROMPT, opts.tokens]);
   await page.evaluate(() => window.bench.unload());
   const engineMs = g.promptTokens / g.prefillTokS * 1000 + g.generatedTokens / g.decodeTokS * 1000;
-  return { decodeTokS: round(g.decodeTokS), stages: g.profile.map((t) => ({ stage: t.stage, ms: round(t.ms, 3) })),
+  const lt = l.info.loadTimings ?? {};
+  return { loadMs: round(l.loadMs, 1), loadTimings: Object.fromEntries(Object.entries(lt).map(([k, v]) => [k, round(v, 1)])),
+    decodeTokS: round(g.decodeTokS), stages: g.profile.map((t) => ({ stage: t.stage, ms: round(t.ms, 3) })),
     workerMsPerToken: round((g.wallMs - engineMs) / g.generatedTokens, 3) };
 }
 
@@ -308,6 +310,9 @@ async function main() {
       out.push(`pocketlm decode profile (one extra run, ${m.profile.decodeTokS} tok/s): ms per token `
         + m.profile.stages.filter((t) => t.ms >= 0.005).map((t) => `${t.stage} ${t.ms} (${round(100 * t.ms / total, 0)}%)`)
           .join(', ') + `; worker + page around the engine ${m.profile.workerMsPerToken}`);
+      const lt = m.profile.loadTimings;
+      out.push(`pocketlm warm load in that run: ${m.profile.loadMs} ms = wasm module ${lt.moduleMs} + weights from `
+        + `IndexedDB ${lt.weightsMs} + engine build ${lt.initMs} + worker start and messages`);
     }
     if (m.native.length) {
       out.push(`native CLI (median of ${m.native.length}): prefill ${round(median(m.native.map((r) => r.prefillTokS)), 1)} `

@@ -36,6 +36,10 @@ export interface ModelInfo {
   backend: 'simd128' | 'relaxed-simd' | 'scalar';
   threads: number;
   chatTemplate: boolean;
+  /** Bytes the engine holds in wasm memory: weights, KV cache, scratch. */
+  memoryBytes: number;
+  /** Milliseconds of the load in the worker: wasm module start, weights into wasm memory, engine build. */
+  loadTimings: { moduleMs: number; weightsMs: number; initMs: number };
   [key: string]: unknown;
 }
 

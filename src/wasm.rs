@@ -5,9 +5,8 @@
 //! `PocketLMError` with a stable `code` (see [`crate::Error::code`]).
 
 use crate::chat::Message;
-use crate::generate::{Engine as Core, GenerateOptions};
+use crate::generate::{Engine as Core, GenerateOptions, Header};
 use crate::gguf::{self, Gguf};
-use crate::model::Config;
 use crate::sampler::SamplerParams;
 use crate::Error;
 use serde::Deserialize;
@@ -47,6 +46,9 @@ pub fn backend() -> String {
 pub struct WeightLoader {
     buf: Vec<u8>,
     total: usize,
+    /// Built by `checkHeader` once the whole header is in (tokenizer and chat template included), so that work
+    /// overlaps the rest of the download or cache read instead of following it.
+    header: Option<Header>,
 }
 
 #[wasm_bindgen]
@@ -61,7 +63,7 @@ impl WeightLoader {
         buf.try_reserve_exact(total).map_err(|_| {
             js_error("memory", &format!("cannot reserve {} MB of wasm memory for the model", total >> 20))
         })?;
-        Ok(WeightLoader { buf, total })
+        Ok(WeightLoader { buf, total, header: None })
     }
 
     /// Append a chunk (copied once, from the JS array into wasm memory).
@@ -81,13 +83,17 @@ impl WeightLoader {
         self.buf.len() as f64
     }
 
-    /// Validate the GGUF header and architecture from what has arrived so far, to fail before a long download.
-    /// `true` once the whole header was checked; `false` when it runs past the bytes in hand (call again later).
+    /// Validate the GGUF header and architecture from what has arrived so far, to fail before a long download,
+    /// and build the tokenizer and chat template from it. `true` once the whole header was checked; `false` when
+    /// it runs past the bytes in hand (call again later).
     #[wasm_bindgen(js_name = checkHeader)]
-    pub fn check_header(&self) -> Result<bool, JsValue> {
+    pub fn check_header(&mut self) -> Result<bool, JsValue> {
+        if self.header.is_some() {
+            return Ok(true);
+        }
         match Gguf::parse_header(&self.buf, self.total as u64) {
             Ok(g) => {
-                Config::from_gguf(&g).map_err(to_js)?;
+                self.header = Some(Header::new(g, self.total as u64).map_err(to_js)?);
                 Ok(true)
             }
             Err(e) if gguf::is_truncated(&e) && self.buf.len() < self.total => Ok(false),
@@ -103,7 +109,11 @@ impl WeightLoader {
                 &format!("the model is truncated: {} of {} bytes", self.buf.len(), self.total),
             ));
         }
-        let core = Core::from_bytes(self.buf, context_size).map_err(to_js)?;
+        let core = match self.header {
+            Some(header) => Core::from_header(header, self.buf, context_size),
+            None => Core::from_bytes(self.buf, context_size),
+        }
+        .map_err(to_js)?;
         Ok(Engine { core })
     }
 }

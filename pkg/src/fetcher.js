@@ -259,19 +259,33 @@ async function receive(ctx, res, m, from, to, skip, sink, hasher, st) {
   reader.cancel().catch(() => {});
 }
 
-/** Passes stored chunks [from, to) to the sink and hasher, reading one chunk ahead. */
+/** Reads of stored chunks kept in flight: IndexedDB serves them in parallel (measured with 8 MiB chunks of a 98 MB
+ * file in Chromium: one ahead 419 ms, four ahead see bench/README.md), and at most this many chunks wait in memory. */
+const READ_AHEAD = 4;
+
+/** Passes stored chunks [from, to) to the sink and hasher in order, with up to READ_AHEAD reads in flight. */
 async function readCached(ctx, m, from, to, sink, hasher, st) {
-  let ahead = from < to ? store.getChunk(ctx.url, from) : null;
+  /** @type {Promise<ArrayBuffer | undefined>[]} */
+  const inFlight = [];
+  let next = from;
+  const refill = () => {
+    while (next < to && inFlight.length < READ_AHEAD) {
+      const p = store.getChunk(ctx.url, next++);
+      p.catch(() => {}); // awaited in order below; an early failure must not be reported as unhandled
+      inFlight.push(p);
+    }
+  };
   for (let i = from; i < to; i++) {
     throwIfAborted(ctx.signal, `loading ${ctx.url}`);
-    const buf = await ahead;
-    ahead = i + 1 < to ? store.getChunk(ctx.url, i + 1) : null;
-    ahead?.catch(() => {});
+    refill();
+    const buf = await inFlight.shift();
     if (!(buf instanceof ArrayBuffer) || buf.byteLength !== store.chunkLength(m, i)) {
       // A damaged entry (storage cleared underneath us, a bug in an older version): never use it, refetch.
+      await Promise.allSettled(inFlight);
       await store.deleteEntry(ctx.url);
       throw new Restart(`chunk ${i} of the cached copy was missing or damaged`);
     }
+    refill();
     const bytes = new Uint8Array(buf);
     if (sink) sink.push(bytes);
     if (hasher) hasher.update(bytes);

@@ -76,7 +76,9 @@ const HANDLERS = {
   /** @param {import('./protocol.js').LoadArgs} args */
   async load(args, signal, emit) {
     if (engine) throw new PocketLMError('invalid-argument', 'this worker already holds a model');
+    const t0 = performance.now();
     const { wasm } = await startEngineModule({ threads: args.threads });
+    const tModule = performance.now();
     throwIfAborted(signal, `loading ${args.url}`);
     /** @type {any} */
     let loader = null;
@@ -98,6 +100,7 @@ const HANDLERS = {
       };
     };
     let manifest;
+    let tWeights = 0;
     try {
       manifest = await ensureWeights(args.url, {
         open,
@@ -108,6 +111,7 @@ const HANDLERS = {
         onProgress: (progress) => emit({ progress }),
       });
       throwIfAborted(signal, `loading ${args.url}`);
+      tWeights = performance.now();
       emit({ progress: { loaded: manifest.size, total: manifest.size, phase: 'init' } });
       const l = loader;
       loader = null; // finish() consumes the loader, whether it succeeds or throws
@@ -119,7 +123,12 @@ const HANDLERS = {
       if (code === 'format' || code === 'unsupported') await store.deleteEntry(args.url).catch(() => {});
       throw e;
     }
-    return plainInfo(engine.info());
+    const tInit = performance.now();
+    // Where the load went, in the worker: starting the wasm module (fetch + compile + instantiate), the weights
+    // (from IndexedDB or the network, copied into wasm memory), building the engine (model views, tokenizer,
+    // KV cache). The wasm memory figure is what the engine holds (weights + KV cache + scratch).
+    return { ...plainInfo(engine.info()), memoryBytes: engine.memoryBytes(),
+      loadTimings: { moduleMs: tModule - t0, weightsMs: tWeights - tModule, initMs: tInit - tWeights } };
   },
 
   /** Cache only, no engine (ModelCache.download). */
