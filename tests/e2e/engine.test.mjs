@@ -140,6 +140,30 @@ if (reason && REQUIRED) {
       assert.equal(out.streamed, out.text);
     });
 
+    it('profile: the decode step stages, in order, add up to no more than the decode time', async () => {
+      const out = await page.evaluate(async (prompt) => {
+        const lm = window.models.lm;
+        const plain = await lm.complete(prompt, { temperature: 0, maxTokens: 16 });
+        const noProfile = lm.lastStats.profile;
+        const text = await lm.complete(prompt, { temperature: 0, maxTokens: 16, profile: true });
+        return { plain, noProfile, text, stats: lm.lastStats, info: lm.info };
+      }, PROMPT);
+      assert.equal(out.noProfile, undefined);
+      assert.equal(out.text, out.plain); // timing changes nothing computed
+      const stages = out.stats.profile.map((t) => t.stage);
+      assert.deepEqual(stages, ['embed', 'norm', 'qkv', 'rope', 'attention', 'attnOut', 'gateUp', 'activation', 'down',
+        'residual', 'head', 'sample', 'text']);
+      assert.ok(out.stats.profile.every((t) => Number.isFinite(t.ms) && t.ms >= 0));
+      const perToken = out.stats.profile.reduce((a, t) => a + t.ms, 0);
+      const decodeMsPerToken = 1000 / out.stats.decodeTokensPerSecond;
+      assert.ok(perToken > 0 && perToken <= decodeMsPerToken * 1.001, `${perToken} ms of stages vs ${decodeMsPerToken} ms per token`);
+      // The matrix products carry weights; they cannot take no time.
+      for (const s of ['qkv', 'gateUp', 'down', 'head']) assert.ok(out.stats.profile.find((t) => t.stage === s).ms > 0, s);
+      // Load facts: the engine holds at least the file; the load's parts are measured.
+      assert.ok(out.info.memoryBytes >= out.info.fileBytes);
+      for (const k of ['moduleMs', 'weightsMs', 'initMs']) assert.ok(out.info.loadTimings[k] >= 0, k);
+    });
+
     it('tokenize and detokenize round-trip', async () => {
       const out = await page.evaluate(async () => {
         const lm = window.models.lm;
