@@ -21,7 +21,7 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-models:
+models: setup
 	@bash scripts/fetch_models.sh all
 
 fixtures: setup models

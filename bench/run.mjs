@@ -18,8 +18,9 @@ import { launchBrowser, TestServer, MODELS_DIR, REPO } from '../tests/e2e/harnes
 const PROMPT = fs.readFileSync(new URL('./prompt.txt', import.meta.url), 'utf8');
 
 const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
-// Variants `make` may have produced next to the default model; used when present.
-const VARIANTS = ['SmolLM2-135M-Instruct.Q8_0.gguf', 'SmolLM2-135M-Instruct.Q4_0.gguf'];
+// The other models `make models` provides (the SmolLM2 variants requantized by scripts/make_variants.py, and
+// Gemma 3 270M with its K-quant tensors); each used when present.
+const OTHER_MODELS = ['SmolLM2-135M-Instruct.Q8_0.gguf', 'SmolLM2-135M-Instruct.Q4_0.gguf', 'gemma-3-270m-q4_k_m.gguf'];
 
 function parseArgs(argv) {
   const o = { runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], models: null, nativeRuns: null, native: true,
@@ -51,7 +52,7 @@ function parseArgs(argv) {
   for (const e of o.engines) if (!['pocketlm', 'wllama'].includes(e)) throw new Error(`unknown engine ${e}`);
   o.nativeRuns ??= o.runs;
   if (!o.models) {
-    o.models = [DEFAULT_MODEL, ...VARIANTS.filter((v) => fs.existsSync(path.join(MODELS_DIR, v)))];
+    o.models = [DEFAULT_MODEL, ...OTHER_MODELS.filter((v) => fs.existsSync(path.join(MODELS_DIR, v)))];
   }
   for (const m of o.models) {
     if (m.includes('/') || !fs.existsSync(path.join(MODELS_DIR, m))) {

@@ -91,12 +91,19 @@ PYEOF
   say "$name ok"
 }
 
+make_variants() { # SmolLM2 in Q8_0/Q4_0/Q5_0/Q5_1, requantized from the Q4_1 file with PyPI gguf (the venv of make setup)
+  local vpy=${POCKETLM_VENV:-$PWD/.venv}/bin/python
+  [ -x "$vpy" ] || { echo "models: ERROR: $vpy is missing: run make setup (the variants need PyPI gguf)" >&2; exit 1; }
+  "$vpy" scripts/make_variants.py "$DIR"
+}
+
 what=${1:-all}
 case "$what" in
   smollm2) fetch_smollm2 ;;
   gemma3) fetch_gemma3 ;;
   vocab) fetch_vocab ;;
   text) fetch_text ;;
-  all) fetch_smollm2; fetch_gemma3; fetch_vocab; fetch_text ;;
-  *) echo "usage: $0 [all|smollm2|gemma3|vocab|text]" >&2; exit 2 ;;
+  variants) fetch_smollm2; make_variants ;;
+  all) fetch_smollm2; fetch_gemma3; fetch_vocab; fetch_text; make_variants ;;
+  *) echo "usage: $0 [all|smollm2|gemma3|vocab|text|variants]" >&2; exit 2 ;;
 esac

@@ -28,7 +28,9 @@ fn gemma3_matches_numpy_reference() {
     let m = Model::from_gguf(&g, &buf).unwrap();
     let mut state = State::new(&m.config, 512).unwrap();
     let mut total_matched = 0;
-    for (p, prompt) in golden["prompts"].as_array().unwrap().iter().enumerate() {
+    let prompts = golden["prompts"].as_array().unwrap();
+    assert_eq!(prompts.len(), 4, "the fixture's prompt count");
+    for (p, prompt) in prompts.iter().enumerate() {
         let name = prompt["name"].as_str().unwrap();
         let prompt_ids = ids(&prompt["prompt_ids"]);
         m.forward(&buf, &mut state, &prompt_ids, 0, Logits::Last).unwrap();
@@ -45,6 +47,7 @@ fn gemma3_matches_numpy_reference() {
         // from the largest top-1/top-2 margin change its Q8-activation emulations showed, with headroom).
         let tie = tol["top1_margin_for_agreement"].as_f64().unwrap();
         let want = ids(&prompt["greedy_ids"]);
+        assert_eq!(want.len(), 32, "{name}: the fixture's greedy length");
         let margins: Vec<f64> = prompt["greedy_margins"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         let mut pos = prompt_ids.len();
         let (mut matched, mut ties) = (0, 0);
