@@ -9,6 +9,8 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+pub mod par;
+mod project;
 pub mod sampler;
 pub mod tensor;
 pub mod tokenizer;
