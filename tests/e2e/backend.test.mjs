@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SIMD128_PROBE, RELAXED_SIMD_PROBE, pickBuild } from '../../pkg/src/backend.js';
+import { SIMD128_PROBE, RELAXED_SIMD_PROBE, pickBuild, resolveThreads } from '../../pkg/src/backend.js';
 
 test('the SIMD128 probe is valid where SIMD is (node 20 has it)', () => {
   assert.equal(WebAssembly.validate(SIMD128_PROBE), true);
