@@ -300,8 +300,16 @@ mod team {
             self.claim.store((gen as u64) << 32 | (n as u64) << 16, SeqCst);
             self.notify();
             self.drain();
+            // The helpers' last tasks. A helper the OS took off its core mid-task holds us up until it runs again:
+            // after a short spin, offer the core (on a machine with more threads than free cores it may be ours).
+            let mut spins = 0u32;
             while self.done.load(Acquire) < n {
-                std::hint::spin_loop();
+                spins += 1;
+                if spins < SPINS {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
             if self.panicked.swap(false, Relaxed) {
                 resume_unwind(Box::new("a task of a parallel loop panicked"));
