@@ -99,8 +99,13 @@ async function wasmMemory(page) {
   const per = [];
   for (const w of page.workers()) {
     try {
-      const sizes = await w.evaluate(() => (globalThis.__benchWasmMemories
-        ? [...globalThis.__benchWasmMemories].map((m) => m.buffer.byteLength) : []));
+      // A thread-pool worker (pocketlm's rayon workers, wllama's pthreads) runs wasm forever and never answers;
+      // it shares the memory of the engine's worker, which is counted there.
+      const sizes = await Promise.race([
+        w.evaluate(() => (globalThis.__benchWasmMemories
+          ? [...globalThis.__benchWasmMemories].map((m) => m.buffer.byteLength) : [])),
+        new Promise((resolve) => { setTimeout(() => resolve([]), 1000); }),
+      ]);
       per.push(...sizes);
     } catch { /* a worker that went away */ }
   }
