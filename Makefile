@@ -77,7 +77,8 @@ test-wasm:
 	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
 
 test-e2e: pkg cli
-	bash scripts/check_wasm_simd.sh $(WASM_OUT)/simd128/pocketlm_bg.wasm $(WASM_OUT)/relaxed/pocketlm_bg.wasm
+	bash scripts/check_wasm_simd.sh $(WASM_OUT)/simd128/pocketlm_bg.wasm $(WASM_OUT)/relaxed/pocketlm_bg.wasm \
+	  $(WASM_OUT)/threads/pocketlm_bg.wasm
 	bash scripts/e2e_greedy.sh
 	POCKETLM_E2E_ENGINE=1 node --test --test-concurrency=1 tests/e2e/
 
