@@ -8,6 +8,14 @@ export POCKETLM_FIXTURES ?= $(CURDIR)/target/fixtures
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 WASM_OUT := target/wasm-out
 RELAXED_FLAGS := -C target-feature=+simd128,+relaxed-simd
+# The threads build (wasm-bindgen-rayon): nightly + build-std, shared memory imported from JS (flags from
+# ../shared/TOOLCHAIN.md). --max-memory 4 GiB (the wasm32 limit): room for a 253 MB Gemma file plus its KV cache.
+# It is also a relaxed-SIMD build, so it requires relaxed SIMD: the package picks it only when that validates too.
+NIGHTLY := nightly-2026-05-20
+THREADS_FLAGS := -C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd \
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+  -C link-arg=--export=__heap_base -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 WASM_OPT := node_modules/.bin/wasm-opt
 
 .PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench bench-kernels
@@ -30,7 +38,8 @@ fixtures: setup models
 cli:
 	cargo build --release --bin pocketlm
 
-# --- wasm builds: SIMD128 and relaxed SIMD, each bindgen'd for --target web and optimized with binaryen's wasm-opt.
+# --- wasm builds: SIMD128, relaxed SIMD and threads (+relaxed SIMD), each bindgen'd for --target web and optimized
+# with binaryen's wasm-opt.
 wasm: setup
 	cargo build --release --lib --target wasm32-unknown-unknown
 	wasm-bindgen --target web --no-typescript --out-name pocketlm --out-dir $(WASM_OUT)/simd128 \
@@ -42,6 +51,13 @@ wasm: setup
 	  --enable-mutable-globals $(WASM_OUT)/simd128/pocketlm_bg.wasm -o $(WASM_OUT)/simd128/pocketlm_bg.wasm
 	$(WASM_OPT) -O3 --enable-simd --enable-relaxed-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
 	  --enable-sign-ext --enable-mutable-globals $(WASM_OUT)/relaxed/pocketlm_bg.wasm -o $(WASM_OUT)/relaxed/pocketlm_bg.wasm
+	RUSTFLAGS="$(THREADS_FLAGS)" cargo +$(NIGHTLY) build --release --lib --target wasm32-unknown-unknown \
+	  --target-dir target/threads --features threads -Z build-std=panic_abort,std
+	wasm-bindgen --target web --no-typescript --out-name pocketlm --out-dir $(WASM_OUT)/threads \
+	  target/threads/wasm32-unknown-unknown/release/pocketlm.wasm
+	$(WASM_OPT) -O3 --enable-threads --enable-simd --enable-relaxed-simd --enable-bulk-memory \
+	  --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+	  $(WASM_OUT)/threads/pocketlm_bg.wasm -o $(WASM_OUT)/threads/pocketlm_bg.wasm
 
 pkg: wasm
 	cd pkg && POCKETLM_WASM_OUT=$(CURDIR)/$(WASM_OUT) npm run build
@@ -61,7 +77,8 @@ test-wasm:
 	RUSTFLAGS="$(RELAXED_FLAGS)" cargo test --target wasm32-unknown-unknown -p pocketlm-simd --target-dir target/relaxed
 
 test-e2e: pkg cli
-	bash scripts/check_wasm_simd.sh $(WASM_OUT)/simd128/pocketlm_bg.wasm $(WASM_OUT)/relaxed/pocketlm_bg.wasm
+	bash scripts/check_wasm_simd.sh $(WASM_OUT)/simd128/pocketlm_bg.wasm $(WASM_OUT)/relaxed/pocketlm_bg.wasm \
+	  $(WASM_OUT)/threads/pocketlm_bg.wasm
 	bash scripts/e2e_greedy.sh
 	POCKETLM_E2E_ENGINE=1 node --test --test-concurrency=1 tests/e2e/
 

@@ -1,5 +1,5 @@
 // The one bench page for both engines. The driver (run.mjs) calls window.bench.* with page.evaluate:
-//   load(engine, {modelUrl, contextSize})  -> {loadMs, info}
+//   load(engine, {modelUrl, contextSize, threads})  -> {loadMs, info}
 //   promptTokens(prompt)                   -> token count from the engine's own tokenizer (null if it has none)
 //   generate({prompt, tokens})             -> engine-reported prefill/decode figures + wall time of the call
 //   unload()
@@ -21,10 +21,10 @@ const quiet = {
 
 const engines = {
   pocketlm: {
-    async load({ modelUrl, contextSize }) {
+    async load({ modelUrl, contextSize, threads = 1 }) {
       const { PocketLM } = await import(new URL('index.js', new URL(PKG, location.href)).href);
       const t0 = performance.now();
-      const lm = await PocketLM.load(modelUrl, { contextSize });
+      const lm = await PocketLM.load(modelUrl, { contextSize, threads });
       const loadMs = performance.now() - t0;
       return { loadMs, handle: { lm }, info: { ...lm.info } };
     },
@@ -53,13 +53,14 @@ const engines = {
   },
 
   wllama: {
-    async load({ modelUrl, contextSize }) {
+    async load({ modelUrl, contextSize, threads = 1 }) {
       const base = new URL(WLLAMA, location.href);
       const { Wllama } = await import(new URL('esm/index.js', base).href);
       const t0 = performance.now();
       const w = new Wllama({ default: new URL('esm/wasm/wllama.wasm', base).href }, { logger: quiet });
-      // n_threads 1: no pthreads (the single-thread path of its one build); n_gpu_layers 0: no WebGPU, CPU only.
-      await w.loadModelFromUrl(modelUrl, { n_threads: 1, n_gpu_layers: 0, n_ctx: contextSize });
+      // n_threads 1: no pthreads (the single-thread path of its one build), more: its pthreads pool (the page is
+      // cross-origin isolated); n_gpu_layers 0: no WebGPU, CPU only.
+      await w.loadModelFromUrl(modelUrl, { n_threads: threads, n_gpu_layers: 0, n_ctx: contextSize });
       const loadMs = performance.now() - t0;
       return {
         loadMs,

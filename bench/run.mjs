@@ -2,8 +2,10 @@
 // `make bench` (scripts/bench.sh): pocketlm vs wllama in headless Chromium through one page (bench/index.html),
 // plus the native CLI and a memory-bandwidth bound. See bench/README.md for what each figure measures.
 //
-//   node bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,B.gguf]
+//   node bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--threads 1,2] [--models A.gguf,B.gguf]
 //                      [--native-runs N] [--no-native] [--ctx N]
+// Each engine runs at each thread count (pocketlm `threads`, wllama `n_threads`) on a cross-origin isolated page,
+// which both need for threads; a column is named "<engine> <threads>T".
 // Env: WLLAMA_DIR (the @wllama/wllama package dir), POCKETLM_CLI, POCKETLM_VENV, BENCH_BANDWIDTH (probe binary).
 
 import fs from 'node:fs';
@@ -23,8 +25,8 @@ const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const OTHER_MODELS = ['SmolLM2-135M-Instruct.Q8_0.gguf', 'SmolLM2-135M-Instruct.Q4_0.gguf', 'gemma-3-270m-q4_k_m.gguf'];
 
 function parseArgs(argv) {
-  const o = { runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], models: null, nativeRuns: null, native: true,
-    ctx: 512 };
+  const o = { runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], threads: [1, 2], models: null, nativeRuns: null,
+    native: true, ctx: 512 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -43,9 +45,15 @@ function parseArgs(argv) {
     else if (a === '--no-native') o.native = false;
     else if (a === '--engines') o.engines = val().split(',').filter(Boolean);
     else if (a === '--models') o.models = val().split(',').filter(Boolean);
+    else if (a === '--threads') {
+      o.threads = val().split(',').filter(Boolean).map(Number);
+      if (o.threads.length === 0 || !o.threads.every((t) => Number.isInteger(t) && t >= 1)) {
+        throw new Error('--threads must be positive integers, e.g. 1,2');
+      }
+    }
     else if (a === '-h' || a === '--help') {
-      console.log('usage: bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,...] '
-        + '[--native-runs N] [--no-native] [--ctx N]');
+      console.log('usage: bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--threads 1,2] '
+        + '[--models A.gguf,...] [--native-runs N] [--no-native] [--ctx N]');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -86,8 +94,13 @@ async function wasmMemory(page) {
   const per = [];
   for (const w of page.workers()) {
     try {
-      const sizes = await w.evaluate(() => (globalThis.__benchWasmMemories
-        ? [...globalThis.__benchWasmMemories].map((m) => m.buffer.byteLength) : []));
+      // A thread-pool worker (pocketlm's rayon workers, wllama's pthreads) runs wasm forever and never answers;
+      // it shares the memory of the engine's worker, which is counted there.
+      const sizes = await Promise.race([
+        w.evaluate(() => (globalThis.__benchWasmMemories
+          ? [...globalThis.__benchWasmMemories].map((m) => m.buffer.byteLength) : [])),
+        new Promise((resolve) => { setTimeout(() => resolve([]), 1000); }),
+      ]);
       per.push(...sizes);
     } catch { /* a worker that went away */ }
   }
@@ -114,10 +127,11 @@ async function gotoBench(page, origin) {
 }
 
 /** One measured run of one engine: warm load, memory, prompt token count, warm-up, measured generation. */
-async function runOnce(page, origin, engine, modelUrl, opts) {
+async function runOnce(page, origin, engine, threads, modelUrl, opts) {
   await gotoBench(page, origin);
   const loadavg = load();
-  const l = await page.evaluate(([e, o]) => window.bench.load(e, o), [engine, { modelUrl, contextSize: opts.ctx }]);
+  const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
+    [engine, { modelUrl, contextSize: opts.ctx, threads }]);
   const mem = await wasmMemory(page);
   const tokenizerCount = await page.evaluate((p) => window.bench.promptTokens(p), PROMPT);
   // Warm-up: a few tokens on a different prompt, so the measured run sees tiered-up (optimized) wasm code.
@@ -126,7 +140,8 @@ async function runOnce(page, origin, engine, modelUrl, opts) {
   const memAfter = await wasmMemory(page);
   await page.evaluate(() => window.bench.unload());
   return {
-    engine,
+    engine: `${engine} ${threads}T`,
+    threads,
     loadMs: round(l.loadMs, 1),
     promptTokens: g.promptTokens,
     tokenizerPromptTokens: tokenizerCount,
@@ -166,16 +181,16 @@ async function profileRun(page, origin, modelUrl, opts) {
     workerMsPerToken: round((g.wallMs - engineMs) / g.generatedTokens, 3) };
 }
 
-function nativeRuns(cli, modelPath, opts) {
+function nativeRuns(cli, modelPath, opts, threads) {
   const out = [];
   for (let i = 0; i < opts.nativeRuns; i++) {
     const loadavg = load();
     const stdout = execFileSync(cli, ['generate', '--model', modelPath, '--prompt', PROMPT, '--max-tokens',
-      String(opts.tokens), '--temperature', '0', '--ctx', String(opts.ctx), '--json'],
+      String(opts.tokens), '--temperature', '0', '--ctx', String(opts.ctx), '--threads', String(threads), '--json'],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
     const line = stdout.trim().split('\n').filter((s) => s.startsWith('{')).pop();
     const j = JSON.parse(line ?? 'null');
-    out.push({ engine: 'native', promptTokens: j.prompt_tokens?.length ?? null,
+    out.push({ engine: `native ${threads}T`, threads, promptTokens: j.prompt_tokens?.length ?? null,
       generatedTokens: j.tokens?.length ?? null, prefillTokS: round(j.prefill_tok_s), decodeTokS: round(j.decode_tok_s),
       finishReason: j.finish_reason ?? null, textHead: String(j.text ?? '').slice(0, 60), text: String(j.text ?? ''),
       loadavg });
@@ -222,11 +237,15 @@ async function main() {
 
   const mounts = { '/models/': MODELS_DIR };
   if (wdir) mounts['/wllama/'] = wdir;
-  const server = await new TestServer({ mounts }).start();
+  // COOP/COEP: both engines need a cross-origin isolated page for threads.
+  const server = await new TestServer({ mounts, isolation: true }).start();
   const browser = await launchBrowser();
   const problems = [];
   const results = { started, opts, models: {} };
-  console.error(`bench: ${opts.engines.join(', ')} on ${opts.models.join(', ')}; ${opts.runs} runs, `
+  // Every engine at every thread count: the columns of the summary.
+  const variants = opts.engines.flatMap((engine) => opts.threads.map((threads) => ({ engine, threads,
+    name: `${engine} ${threads}T` })));
+  console.error(`bench: ${opts.engines.join(', ')} x ${opts.threads.join(',')} threads on ${opts.models.join(', ')}; ${opts.runs} runs, `
     + `${opts.tokens} tokens; load average ${started.loadavg.join(' ')} on ${started.cpus} cores`);
   try {
     const page = await openBench(browser.context, server.origin, problems);
@@ -245,14 +264,14 @@ async function main() {
       }
       for (let i = 0; i < opts.runs; i++) {
         // Alternate which engine goes first, so a drift in machine load does not favour one of them.
-        const order = i % 2 === 0 ? opts.engines : [...opts.engines].reverse();
-        for (const engine of order) {
+        const order = i % 2 === 0 ? variants : [...variants].reverse();
+        for (const { engine, threads, name } of order) {
           let r;
           try {
-            r = { model, run: i + 1, ...(await runOnce(page, server.origin, engine, modelUrl, opts)) };
+            r = { model, run: i + 1, ...(await runOnce(page, server.origin, engine, threads, modelUrl, opts)) };
           } catch (e) {
-            r = { model, run: i + 1, engine, error: String(/** @type {any} */ (e)?.message ?? e).split('\n')[0],
-              loadavg: load() };
+            r = { model, run: i + 1, engine: name, threads,
+              error: String(/** @type {any} */ (e)?.message ?? e).split('\n')[0], loadavg: load() };
           }
           m.runs.push(r);
           console.log(JSON.stringify(r, (k, v) => (k === 'text' ? undefined : v)));
@@ -263,9 +282,11 @@ async function main() {
         console.log(JSON.stringify({ model, engine: 'pocketlm', profile: m.profile }));
       }
       if (opts.native) {
-        for (const r of nativeRuns(cli, path.join(MODELS_DIR, model), opts)) {
-          m.native.push(r);
-          console.log(JSON.stringify({ model, ...r }, (k, v) => (k === 'text' ? undefined : v)));
+        for (const threads of opts.threads) {
+          for (const r of nativeRuns(cli, path.join(MODELS_DIR, model), opts, threads)) {
+            m.native.push(r);
+            console.log(JSON.stringify({ model, ...r }, (k, v) => (k === 'text' ? undefined : v)));
+          }
         }
       }
       m.weights = weightBytes(path.join(MODELS_DIR, model));
@@ -290,19 +311,28 @@ async function main() {
       ['generate wall (ms)', 'generateWallMs', 0],
       ['wasm memory (MiB)', 'wasmMemoryAfterLoad', 1],
     ];
-    const rows = [['figure (median)', ...opts.engines, ...(opts.engines.length === 2 ? [`${opts.engines[0]}/${opts.engines[1]}`] : [])]];
+    // Ratios: the first engine over the second at each thread count, and each engine's last over first count.
+    const [e0, e1] = opts.engines;
+    const [t0, tN] = [opts.threads[0], opts.threads[opts.threads.length - 1]];
+    const ratios = [
+      ...(e1 ? opts.threads.map((t) => [`${e0}/${e1} ${t}T`, `${e0} ${t}T`, `${e1} ${t}T`]) : []),
+      ...(tN !== t0 ? opts.engines.map((e) => [`${e} ${tN}T/${t0}T`, `${e} ${tN}T`, `${e} ${t0}T`]) : []),
+    ];
+    const rows = [['figure (median)', ...variants.map((v) => v.name), ...ratios.map(([label]) => label)]];
     for (const [label, key, d] of figures) {
       const scale = key === 'wasmMemoryAfterLoad' ? 1 / (1 << 20) : 1;
-      const vals = opts.engines.map((e) => med(e, key));
+      const vals = variants.map((v) => med(v.name, key));
       const row = [label, ...vals.map((v) => (v === null ? '-' : round(v * scale, d)))];
-      if (vals.length === 2) row.push(vals[0] && vals[1] ? round(vals[0] / vals[1], 2) : '-');
+      for (const [, a, b] of ratios) {
+        const [x, y] = [med(a, key), med(b, key)];
+        row.push(x && y ? round(x / y, 2) : '-');
+      }
       rows.push(row);
     }
-    const coldRow = ['cold load (ms, 1 run)', ...opts.engines.map((e) => m.cold[e] ?? '-')];
-    if (opts.engines.length === 2) coldRow.push(m.cold[opts.engines[0]] && m.cold[opts.engines[1]]
-      ? round(m.cold[opts.engines[0]] / m.cold[opts.engines[1]], 2) : '-');
+    const coldRow = ['cold load (ms, 1 run)', ...variants.map((v) => (v.threads === t0 ? m.cold[v.engine] ?? '-' : '-')),
+      ...ratios.map(() => '-')];
     rows.push(coldRow);
-    const pt = opts.engines.map((e) => `${e} ${[...new Set(m.runs.filter((r) => r.engine === e)
+    const pt = variants.map(({ name: e }) => `${e} ${[...new Set(m.runs.filter((r) => r.engine === e)
       .map((r) => `${r.promptTokens}${r.tokenizerPromptTokens !== null ? `/${r.tokenizerPromptTokens}` : ''}`))].join(',')}`);
     out.push(`\n${model}: ${opts.runs} runs, ${opts.tokens} greedy tokens, prompt tokens ${pt.join('; ')}`);
     out.push(table(rows));
@@ -315,13 +345,15 @@ async function main() {
       out.push(`pocketlm warm load in that run: ${m.profile.loadMs} ms = wasm module ${lt.moduleMs} + weights from `
         + `IndexedDB ${lt.weightsMs} + engine build ${lt.initMs} + worker start and messages`);
     }
-    if (m.native.length) {
-      out.push(`native CLI (median of ${m.native.length}): prefill ${round(median(m.native.map((r) => r.prefillTokS)), 1)} `
-        + `tok/s, decode ${round(median(m.native.map((r) => r.decodeTokS)), 1)} tok/s`);
+    for (const t of opts.threads) {
+      const nat = m.native.filter((r) => r.threads === t);
+      if (!nat.length) continue;
+      out.push(`native CLI ${t}T (median of ${nat.length}): prefill ${round(median(nat.map((r) => r.prefillTokS)), 1)} `
+        + `tok/s, decode ${round(median(nat.map((r) => r.decodeTokS)), 1)} tok/s`);
     }
     // Same model, same prompt, greedy: the continuations should agree; say where they part (a numerics check, not
     // a speed figure).
-    const texts = [...opts.engines.map((e) => [e, m.runs.find((r) => r.engine === e && r.text !== undefined)?.text]),
+    const texts = [...variants.map(({ name: e }) => [e, m.runs.find((r) => r.engine === e && r.text !== undefined)?.text]),
       ['native', m.native[0]?.text]].filter(([, t]) => typeof t === 'string');
     if (texts.length > 1) {
       const [name0, t0] = texts[0];

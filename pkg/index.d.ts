@@ -19,8 +19,13 @@ export interface LoadOptions {
   contextSize?: number;
   /** Expected SHA-256 of the whole file (64 hex digits); a mismatch deletes the cached copy and throws 'integrity'. */
   sha256?: string;
-  /** Threads for the multi-threaded build, used only on a cross-origin isolated page when that build exists. */
-  threads?: number;
+  /**
+   * Threads to run on (default 'auto': all cores up to 4, half of a larger machine, at most 8). More than 1 uses the
+   * multi-threaded build, which needs a cross-origin isolated page (COOP: same-origin + COEP: require-corp) and
+   * relaxed SIMD; elsewhere, or when its thread pool cannot start, the single-thread build runs with no error.
+   * `info.threads` says what runs. Any count gives the same output.
+   */
+  threads?: number | 'auto';
   /** Size of the cached chunks for a new download (default 8 MiB; 64 KiB to 256 MiB). */
   chunkSize?: number;
 }
@@ -34,6 +39,7 @@ export interface ModelInfo {
   contextSize: number;
   vocabSize: number;
   backend: 'simd128' | 'relaxed-simd' | 'scalar';
+  /** Threads actually running the model (1 unless the threads build started; see LoadOptions.threads). */
   threads: number;
   chatTemplate: boolean;
   /** Bytes the engine holds in wasm memory: weights, KV cache, scratch. */

@@ -2,7 +2,8 @@
 # Checks that the release .wasm builds contain the SIMD instructions of our kernels (and that the plain SIMD128
 # build contains no relaxed-SIMD instruction, which would make it fail to validate in browsers without relaxed SIMD).
 #
-# Usage: scripts/check_wasm_simd.sh [SIMD128_WASM [RELAXED_WASM]]
+# Usage: scripts/check_wasm_simd.sh [SIMD128_WASM [RELAXED_WASM [THREADS_WASM]]]
+#   THREADS_WASM (optional, `make wasm`'s threads build) must have the relaxed-SIMD kernels and atomic waits.
 #   Without arguments both builds are made first, as `make wasm` makes them:
 #     cargo build --release --lib --target wasm32-unknown-unknown                      (+simd128, .cargo/config.toml)
 #     RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" ... --target-dir target/relaxed
@@ -14,6 +15,7 @@ command -v wasm-objdump >/dev/null || { echo "wasm-objdump not found (apt-get in
 
 SIMD128=${1:-}
 RELAXED=${2:-}
+THREADS=${3:-}
 if [ -z "$SIMD128" ]; then
   cargo build --release --lib --target wasm32-unknown-unknown
   SIMD128=target/wasm32-unknown-unknown/release/pocketlm.wasm
@@ -57,9 +59,12 @@ check() {
 
 check "$SIMD128" simd128 i32x4.dot_i16x8_s f32x4.mul v128.load \
   -- i32x4.dot_i8x16_i7x16_add_s f32x4.relaxed_madd i16x8.relaxed_dot_i8x16_i7x16_s
-# f32x4.relaxed_madd is forbidden in both: it may or may not fuse depending on the CPU (see madd_f32 in
+# f32x4.relaxed_madd is forbidden in every build: it may or may not fuse depending on the CPU (see madd_f32 in
 # simd/src/simd128/common.rs), which would break bit-exactness with the native CLI.
 check "$RELAXED" relaxed i32x4.dot_i8x16_i7x16_add_s i32x4.dot_i16x8_s -- f32x4.relaxed_madd
+if [ -n "$THREADS" ]; then
+  check "$THREADS" threads i32x4.dot_i8x16_i7x16_add_s memory.atomic.wait32 memory.atomic.notify -- f32x4.relaxed_madd
+fi
 
 if [ "$fail" -ne 0 ]; then
   echo "check_wasm_simd: FAILED" >&2

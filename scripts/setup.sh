@@ -36,9 +36,18 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
 fi
 
 # 4. Nightly toolchain for the threaded build (RUSTUP_AUTO_INSTALL=0 here: install it explicitly).
-if [ "${POCKETLM_SKIP_NIGHTLY:-0}" != 1 ] && ! rustup toolchain list | grep -q "^$NIGHTLY"; then
-  say "installing $NIGHTLY (threads build)"
-  rustup toolchain install "$NIGHTLY" --profile minimal --target wasm32-unknown-unknown --component rust-src
+# The threads build needs its wasm32 target and rust-src (build-std); a toolchain installed without them gets them.
+if [ "${POCKETLM_SKIP_NIGHTLY:-0}" != 1 ]; then
+  if ! rustup toolchain list | grep -q "^$NIGHTLY"; then
+    say "installing $NIGHTLY (threads build)"
+    rustup toolchain install "$NIGHTLY" --profile minimal --target wasm32-unknown-unknown --component rust-src
+  fi
+  if ! rustup component list --toolchain "$NIGHTLY" --installed | grep -q '^rust-src'; then
+    rustup component add --toolchain "$NIGHTLY" rust-src
+  fi
+  if ! rustup target list --toolchain "$NIGHTLY" --installed | grep -qx wasm32-unknown-unknown; then
+    rustup target add --toolchain "$NIGHTLY" wasm32-unknown-unknown
+  fi
 fi
 
 # 5. npm dev packages (playwright-core, binaryen's wasm-opt) from the lockfile.

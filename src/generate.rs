@@ -35,6 +35,8 @@ pub struct ModelInfo {
     pub chat_template: bool,
     /// KV cache and scratch buffers.
     pub state_bytes: usize,
+    /// Threads the forward pass runs on ([`Engine::set_pool`]).
+    pub threads: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -181,6 +183,7 @@ impl Engine {
             kv_heads: c.n_kv_heads,
             chat_template: chat.is_ok(),
             state_bytes: state.bytes(),
+            threads: state.threads(),
         };
         Ok(Engine { buf, gguf, model, tokenizer, chat, state, cached: Vec::new(), gen: None, stats: Stats::default(), info })
     }
@@ -204,6 +207,12 @@ impl Engine {
     }
 
     /// Forget the KV cache and any generation in progress.
+    /// Run the model on `pool`'s threads from now on (the output is the same for every thread count).
+    pub fn set_pool(&mut self, pool: crate::par::Pool) {
+        self.state.set_pool(pool);
+        self.info.threads = self.state.threads();
+    }
+
     pub fn reset(&mut self) {
         self.cached.clear();
         self.gen = None;

@@ -6,13 +6,18 @@
 
 use crate::gguf::Gguf;
 use crate::mark;
+use crate::par::{Disjoint, Pool, Team};
 use crate::profile::Profile;
+use crate::project::{project, Out, MAX_OUTS};
 use crate::tensor::QTensor;
 use crate::{Error, Result};
 use pocketlm_simd::{self as k, ops, GgmlType};
 
 /// Tokens processed together in prefill: weights are streamed once per batch instead of once per token.
 pub const MAX_BATCH: usize = 32;
+
+/// Row chunks per thread of a layer's matrix products: a little slack for a thread that falls behind.
+const CHUNKS_PER_THREAD: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -301,6 +306,8 @@ fn alloc_f32(n: usize, what: &str) -> Result<Vec<f32>> {
 /// Activations, scratch and KV cache, sized once from the config and the context length.
 pub struct State {
     pub context: usize,
+    /// Where `forward`'s parallel loops run (one thread unless [`State::set_pool`] says otherwise).
+    pool: Pool,
     x: Vec<f32>,      // (MAX_BATCH, dim) residual stream
     xb: Vec<f32>,     // (MAX_BATCH, max(dim, q_dim)) normed input / attention output
     xb2: Vec<f32>,    // (MAX_BATCH, dim) projection output
@@ -309,9 +316,10 @@ pub struct State {
     v: Vec<f32>,      // (MAX_BATCH, kv_dim)
     hb: Vec<f32>,     // (MAX_BATCH, ffn) gate
     hb2: Vec<f32>,    // (MAX_BATCH, ffn) up
-    att: Vec<f32>,    // (context) attention scores of one head
+    att: Vec<f32>,    // (n_heads, context) attention scores, one row per head (heads run in parallel)
     rope_cs: Vec<f32>, // (n_rot) cos/sin of one position's RoPE angles, shared by its heads
-    act_q: Vec<u8>,   // (MAX_BATCH, activation_row_bytes(max width)) quantized activations
+    act_q: Vec<u8>,   // (MAX_OUTS, MAX_BATCH, activation_row_bytes(max width)) quantized activations
+    mm: Vec<f32>,     // (MAX_BATCH, max(q_dim + 2 kv_dim, 2 ffn, dim)) row chunks of parallel products
     key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
     value_cache: Vec<f32>, // (n_layers, context, kv_dim)
     pub logits: Vec<f32>,  // (vocab)
@@ -327,12 +335,16 @@ impl State {
             .checked_mul(context)
             .and_then(|n| n.checked_mul(c.kv_dim()))
             .ok_or_else(|| Error::OutOfMemory("KV cache size overflows".into()))?;
-        let act_bytes = MAX_BATCH * wide * 4; // f32 activations are the widest encoding
+        // f32 activations are the widest encoding; one set per distinct activation type of a fused product.
+        let act_bytes = MAX_OUTS * MAX_BATCH * wide * 4;
+        let mm_rows = (c.q_dim() + 2 * c.kv_dim()).max(2 * c.ffn_dim).max(c.dim);
+        let att = c.n_heads.checked_mul(context).ok_or_else(|| Error::OutOfMemory("attention scores".into()))?;
         let mut act_q = Vec::new();
         act_q.try_reserve_exact(act_bytes).map_err(|_| Error::OutOfMemory("activation buffer".into()))?;
         act_q.resize(act_bytes, 0);
         Ok(State {
             context,
+            pool: Pool::single(),
             x: alloc_f32(MAX_BATCH * c.dim, "activations")?,
             xb: alloc_f32(MAX_BATCH * c.dim.max(c.q_dim()), "activations")?,
             xb2: alloc_f32(MAX_BATCH * c.dim, "activations")?,
@@ -341,9 +353,10 @@ impl State {
             v: alloc_f32(MAX_BATCH * c.kv_dim(), "values")?,
             hb: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             hb2: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
-            att: alloc_f32(context, "attention scores")?,
+            att: alloc_f32(att, "attention scores")?,
             rope_cs: alloc_f32(c.n_rot, "RoPE angles")?,
             act_q,
+            mm: alloc_f32(MAX_BATCH * mm_rows, "activations")?,
             key_cache: alloc_f32(kv, "the KV cache")?,
             value_cache: alloc_f32(kv, "the KV cache")?,
             logits: alloc_f32(c.vocab_size, "logits")?,
@@ -354,20 +367,20 @@ impl State {
     /// Bytes held by this state (KV cache and scratch).
     pub fn bytes(&self) -> usize {
         4 * (self.x.len() + self.xb.len() + self.xb2.len() + self.q.len() + self.k.len() + self.v.len()
-            + self.hb.len() + self.hb2.len() + self.att.len() + self.rope_cs.len() + self.key_cache.len() + self.value_cache.len()
-            + self.logits.len())
+            + self.hb.len() + self.hb2.len() + self.att.len() + self.rope_cs.len() + self.mm.len()
+            + self.key_cache.len() + self.value_cache.len() + self.logits.len())
             + self.act_q.len()
     }
-}
 
-/// `out (n, rows) = x (n, cols) @ w^T`: quantize the activations once for w's dot type, then one batched product.
-fn project(w: &QTensor, buf: &[u8], x: &[f32], n: usize, act_q: &mut [u8], out: &mut [f32]) {
-    let cols = w.cols;
-    let arb = k::activation_row_bytes(w.typ, cols);
-    for t in 0..n {
-        k::quantize_activation(w.typ, &x[t * cols..(t + 1) * cols], &mut act_q[t * arb..(t + 1) * arb]);
+    /// Run `forward` on `pool`'s threads; the logits are the same bits for every thread count.
+    pub fn set_pool(&mut self, pool: Pool) {
+        self.pool = pool;
     }
-    k::matmul(w.typ, cols, w.data(buf), &act_q[..n * arb], n, &mut out[..n * w.rows]);
+
+    /// Threads `forward` runs on.
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
 }
 
 fn add_bias(y: &mut [f32], b: &Option<Vec<f32>>, n: usize) {
@@ -408,40 +421,42 @@ impl Model {
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
             return Err(Error::InvalidArgument(format!("token id {bad} outside the vocabulary of {}", c.vocab_size)));
         }
-        for (chunk_i, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
-            let p0 = pos + chunk_i * MAX_BATCH;
-            let last_chunk = (chunk_i + 1) * MAX_BATCH >= tokens.len();
-            self.forward_batch(buf, s, chunk, p0);
-            match &mut logits {
-                Logits::Last => {
-                    if last_chunk {
-                        self.head(buf, s, chunk.len() - 1);
+        let pool = s.pool.clone();
+        pool.session(|team| {
+            for (chunk_i, chunk) in tokens.chunks(MAX_BATCH).enumerate() {
+                let p0 = pos + chunk_i * MAX_BATCH;
+                let last_chunk = (chunk_i + 1) * MAX_BATCH >= tokens.len();
+                self.forward_batch(team, buf, s, chunk, p0);
+                match &mut logits {
+                    Logits::Last => {
+                        if last_chunk {
+                            self.head(team, buf, s, chunk.len() - 1);
+                        }
                     }
-                }
-                Logits::All(cb) => {
-                    for t in 0..chunk.len() {
-                        self.head(buf, s, t);
-                        cb(p0 + t - pos, &s.logits);
+                    Logits::All(cb) => {
+                        for t in 0..chunk.len() {
+                            self.head(team, buf, s, t);
+                            cb(p0 + t - pos, &s.logits);
+                        }
                     }
                 }
             }
-        }
+        });
         Ok(())
     }
 
     /// Final norm and output head for token `t` of the last batch -> `s.logits`.
-    fn head(&self, buf: &[u8], s: &mut State, t: usize) {
+    fn head(&self, team: &Team, buf: &[u8], s: &mut State, t: usize) {
         let c = &self.config;
         let x = &mut s.xb[..c.dim];
         ops::rmsnorm(x, &s.x[t * c.dim..(t + 1) * c.dim], &self.weights.output_norm, c.rms_eps);
-        let w = &self.weights.output;
-        let arb = k::activation_row_bytes(w.typ, c.dim);
-        k::quantize_activation(w.typ, x, &mut s.act_q[..arb]);
-        k::matvec(w.typ, c.dim, w.data(buf), &s.act_q[..arb], &mut s.logits);
+        // One chunk per thread: the head is the largest matrix (SmolLM2: 28 MB), streamed best in long runs.
+        let outs = &mut [Out { w: &self.weights.output, out: &mut s.logits }];
+        project(team, buf, &s.xb[..c.dim], 1, &mut s.act_q, &mut s.mm, outs, 1);
         mark!(s.profile, Head);
     }
 
-    fn forward_batch(&self, buf: &[u8], s: &mut State, tokens: &[u32], pos: usize) {
+    fn forward_batch(&self, team: &Team, buf: &[u8], s: &mut State, tokens: &[u32], pos: usize) {
         let c = &self.config;
         let w = &self.weights;
         let n = tokens.len();
@@ -463,9 +478,8 @@ impl Model {
                 ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.attn_norm, c.rms_eps);
             }
             mark!(s.profile, Norm);
-            project(&l.wq, buf, &s.xb, n, &mut s.act_q, &mut s.q);
-            project(&l.wk, buf, &s.xb, n, &mut s.act_q, &mut s.k);
-            project(&l.wv, buf, &s.xb, n, &mut s.act_q, &mut s.v);
+            let qkv = &mut [Out { w: &l.wq, out: &mut s.q }, Out { w: &l.wk, out: &mut s.k }, Out { w: &l.wv, out: &mut s.v }];
+            project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, qkv, CHUNKS_PER_THREAD);
             add_bias(&mut s.q, &l.bq, n);
             add_bias(&mut s.k, &l.bk, n);
             add_bias(&mut s.v, &l.bv, n);
@@ -495,29 +509,37 @@ impl Model {
             }
             mark!(s.profile, Rope);
 
-            // Causal grouped-query attention over the cache; output into xb (n, q_dim).
+            // Causal grouped-query attention over the cache; output into xb (n, q_dim). One task per head, each with
+            // its own row of scores; a head's arithmetic does not depend on which thread runs it.
             let group = c.n_heads / c.n_kv_heads;
-            let layer_k = &s.key_cache[li * s.context * kvd..(li + 1) * s.context * kvd];
-            let layer_v = &s.value_cache[li * s.context * kvd..(li + 1) * s.context * kvd];
-            for t in 0..n {
-                let p = pos + t;
-                let start = if sliding && p + 1 > c.sliding_window { p + 1 - c.sliding_window } else { 0 };
-                for h in 0..c.n_heads {
+            let ctx = s.context;
+            let layer_k = &s.key_cache[li * ctx * kvd..(li + 1) * ctx * kvd];
+            let layer_v = &s.value_cache[li * ctx * kvd..(li + 1) * ctx * kvd];
+            let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));
+            team.run(c.n_heads, &|h| {
+                // SAFETY: task h alone uses scores row h.
+                let att_h = unsafe { att.slice(h * ctx..(h + 1) * ctx) };
+                for t in 0..n {
+                    let p = pos + t;
+                    let start = if sliding && p + 1 > c.sliding_window { p + 1 - c.sliding_window } else { 0 };
                     // Rows start..=p of this head's KV head: row j at (start + j) * kvd + kh * hd.
                     let at = start * kvd + (h / group) * hd;
+                    // SAFETY: task h alone writes head h's columns of xb.
+                    let out = unsafe { xb.slice(t * qd + h * hd..t * qd + (h + 1) * hd) };
                     ops::attend(
-                        &s.q[t * qd + h * hd..t * qd + (h + 1) * hd],
+                        &q[t * qd + h * hd..t * qd + (h + 1) * hd],
                         &layer_k[at..],
                         &layer_v[at..],
                         kvd,
                         c.attn_scale,
-                        &mut s.att[..=p - start],
-                        &mut s.xb[t * qd + h * hd..t * qd + (h + 1) * hd],
+                        &mut att_h[..=p - start],
+                        out,
                     );
                 }
-            }
+            });
             mark!(s.profile, Attention);
-            project(&l.wo, buf, &s.xb, n, &mut s.act_q, &mut s.xb2);
+            let wo = &mut [Out { w: &l.wo, out: &mut s.xb2 }];
+            project(team, buf, &s.xb[..n * qd], n, &mut s.act_q, &mut s.mm, wo, CHUNKS_PER_THREAD);
             mark!(s.profile, AttnOut);
             for t in 0..n {
                 let y = &mut s.xb2[t * dim..(t + 1) * dim];
@@ -533,15 +555,16 @@ impl Model {
                 ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.ffn_norm, c.rms_eps);
             }
             mark!(s.profile, Norm);
-            project(&l.w_gate, buf, &s.xb, n, &mut s.act_q, &mut s.hb);
-            project(&l.w_up, buf, &s.xb, n, &mut s.act_q, &mut s.hb2);
+            let gate_up = &mut [Out { w: &l.w_gate, out: &mut s.hb }, Out { w: &l.w_up, out: &mut s.hb2 }];
+            project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, gate_up, CHUNKS_PER_THREAD);
             mark!(s.profile, GateUp);
             match c.activation {
                 Activation::Silu => ops::silu_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
                 Activation::GeluTanh => ops::gelu_tanh_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
             }
             mark!(s.profile, Activation);
-            project(&l.w_down, buf, &s.hb, n, &mut s.act_q, &mut s.xb2);
+            let down = &mut [Out { w: &l.w_down, out: &mut s.xb2 }];
+            project(team, buf, &s.hb[..n * ffn], n, &mut s.act_q, &mut s.mm, down, CHUNKS_PER_THREAD);
             mark!(s.profile, Down);
             for t in 0..n {
                 let y = &mut s.xb2[t * dim..(t + 1) * dim];

@@ -12,6 +12,11 @@ use crate::Error;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+/// `initThreadPool(n)` (threads build only): starts `n` Web Workers for rayon's global pool. The JS side calls it with
+/// `threads - 1` before `WeightLoader.finish`; the engine's own worker is the remaining thread.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 fn js_error(code: &str, message: &str) -> JsValue {
     let e = js_sys::Error::new(message);
     e.set_name("PocketLMError");
@@ -109,11 +114,15 @@ impl WeightLoader {
                 &format!("the model is truncated: {} of {} bytes", self.buf.len(), self.total),
             ));
         }
-        let core = match self.header {
+        #[allow(unused_mut)]
+        let mut core = match self.header {
             Some(header) => Core::from_header(header, self.buf, context_size),
             None => Core::from_bytes(self.buf, context_size),
         }
         .map_err(to_js)?;
+        // The workers initThreadPool started, plus this thread.
+        #[cfg(feature = "threads")]
+        core.set_pool(crate::par::Pool::global());
         Ok(Engine { core })
     }
 }
@@ -143,7 +152,6 @@ impl Engine {
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let v = serde_wasm_bindgen::to_value(&self.core.info).map_err(|e| js_error("internal", &e.to_string()))?;
         js_sys::Reflect::set(&v, &"backend".into(), &backend().into())?;
-        js_sys::Reflect::set(&v, &"threads".into(), &1.into())?;
         Ok(v)
     }
 

@@ -32,8 +32,22 @@ export const RELAXED_SIMD_PROBE = new Uint8Array([
 ]);
 
 /**
+ * Threads to run for the `threads` load option: a number as given, 'auto' (the default) all cores of a small
+ * machine (decode streams the weights once per token, and two to four cores share that work well), half of a
+ * larger one, at most 8 (memory bandwidth, not cores, limits decode beyond that).
+ * @param {number | 'auto' | undefined} threads
+ * @param {number} [cores] navigator.hardwareConcurrency
+ * @returns {number}
+ */
+export function resolveThreads(threads, cores = globalThis.navigator?.hardwareConcurrency ?? 1) {
+  if (typeof threads === 'number') return Math.max(1, Math.floor(threads));
+  const n = Math.max(1, Math.floor(cores) || 1);
+  return n <= 4 ? n : Math.min(8, Math.max(4, Math.floor(n / 2)));
+}
+
+/**
  * @param {{threads?: number, available?: readonly string[], validate?: (b: BufferSource) => boolean,
- *   isolated?: boolean}} [opts]
+ *   isolated?: boolean}} [opts] threads: the resolved count (see resolveThreads)
  * @returns {'simd128' | 'relaxed' | 'threads'}
  */
 export function pickBuild(opts = {}) {
@@ -48,21 +62,41 @@ export function pickBuild(opts = {}) {
     throw new PocketLMError('unsupported', 'this browser does not support WebAssembly SIMD, which pocketlm needs '
       + '(Chrome/Edge 91+, Firefox 89+, Safari 16.4+)');
   }
-  // Hook for the multi-threaded build (wasm-bindgen-rayon): it needs SharedArrayBuffer, so only a cross-origin
-  // isolated page (COOP: same-origin + COEP: require-corp) can use it; otherwise fall through to one thread.
-  if ((opts.threads ?? 1) > 1 && isolated && available.includes('threads')) return 'threads';
-  if (available.includes('relaxed') && validate(RELAXED_SIMD_PROBE)) return 'relaxed';
+  const relaxed = validate(RELAXED_SIMD_PROBE);
+  // The multi-threaded build (wasm-bindgen-rayon) needs SharedArrayBuffer, so only a cross-origin isolated page
+  // (COOP: same-origin + COEP: require-corp) can use it; it is also a relaxed-SIMD build. Otherwise one thread.
+  if ((opts.threads ?? 1) > 1 && isolated && relaxed && available.includes('threads')) return 'threads';
+  if (available.includes('relaxed') && relaxed) return 'relaxed';
   if (available.includes('simd128')) return 'simd128';
   throw new PocketLMError('worker', `no wasm build of pocketlm runs here (built: ${available.join(', ')})`);
 }
 
 /**
- * Imports and instantiates the chosen build.
- * @param {{threads?: number}} [opts]
+ * Imports and instantiates the chosen build; with the threads build, also starts its thread pool. When that fails
+ * (a browser without nested module workers, memory for shared buffers refused, ...) it falls back to the
+ * single-thread build without an error: `threads` says what runs.
+ * @param {{threads?: number | 'auto'}} [opts]
  * @returns {Promise<{wasm: any, build: string, threads: number}>}
  */
 export async function startEngineModule(opts = {}) {
-  const build = pickBuild({ threads: opts.threads });
+  const threads = resolveThreads(opts.threads ?? 'auto');
+  const build = pickBuild({ threads });
+  if (build === 'threads') {
+    try {
+      const wasm = await importBuild(build);
+      // The engine's own worker is one of the threads; rayon's pool holds the others.
+      await wasm.initThreadPool(threads - 1);
+      return { wasm, build, threads };
+    } catch (e) {
+      console.warn(`pocketlm: threads build unavailable (${/** @type {any} */ (e)?.message ?? e}); using one thread`);
+    }
+  }
+  const single = build === 'threads' ? pickBuild({ threads: 1 }) : build;
+  return { wasm: await importBuild(single), build: single, threads: 1 };
+}
+
+/** @param {string} build @returns {Promise<any>} the initialized wasm-bindgen module */
+async function importBuild(build) {
   const base = new URL(`./wasm/${build}/`, import.meta.url);
   let wasm;
   try {
@@ -72,10 +106,5 @@ export async function startEngineModule(opts = {}) {
     throw new PocketLMError('worker', `could not start the ${build} wasm build from ${base}: `
       + `${/** @type {any} */ (e)?.message ?? e}`, { cause: e });
   }
-  let threads = 1;
-  if (build === 'threads') {
-    threads = Math.max(1, Math.floor(opts.threads ?? 1));
-    await wasm.initThreadPool(threads);
-  }
-  return { wasm, build, threads };
+  return wasm;
 }

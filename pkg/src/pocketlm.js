@@ -97,7 +97,8 @@ export class PocketLM {
    * into the cache (resuming an interrupted download), then building the engine in a new worker.
    * @param {string | URL} url
    * @param {{onProgress?: (p: {loaded: number, total: number, phase: 'download' | 'cache' | 'init'}) => void,
-   *   signal?: AbortSignal, contextSize?: number, sha256?: string, threads?: number, chunkSize?: number}} [options]
+   *   signal?: AbortSignal, contextSize?: number, sha256?: string, threads?: number | 'auto', chunkSize?: number}}
+   *   [options]
    * @returns {Promise<PocketLM>}
    */
   static async load(url, options = {}) {
@@ -105,7 +106,8 @@ export class PocketLM {
     const args = {
       url: href,
       contextSize: positiveInteger('contextSize', options.contextSize),
-      threads: positiveInteger('threads', options.threads),
+      threads: options.threads === undefined || options.threads === 'auto' ? 'auto'
+        : positiveInteger('threads', options.threads),
       chunkSize: positiveInteger('chunkSize', options.chunkSize),
       sha256: options.sha256,
       storageEstimate: /** @type {any} */ (options).__storageEstimate,

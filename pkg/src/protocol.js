@@ -15,7 +15,7 @@
  * @property {string} url absolute
  * @property {number} [contextSize] 0 or absent: the engine's default
  * @property {string} [sha256]
- * @property {number} [threads]
+ * @property {number | 'auto'} [threads] 'auto': see backend.js resolveThreads
  * @property {number} [chunkSize]
  * @property {{quota: number, usage: number}} [storageEstimate] test hook replacing navigator.storage.estimate()
  *

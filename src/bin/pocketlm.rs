@@ -1,9 +1,13 @@
 //! `pocketlm`: the native command line over the same engine the browser runs.
 //!
 //! pocketlm generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--json] [--profile]
+//!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--threads N] [--json]
+//!                   [--profile]
 //! pocketlm tokenize --model PATH --text TEXT
-//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--json]
+//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json]
+//!
+//! --threads N: threads of the forward pass. Default: all the machine has (`available_parallelism`): any count
+//! gives the same bits (tests/threads_parity.rs), so there is nothing to lose by using them.
 //! pocketlm inspect PATH
 
 use pocketlm::chat::Message;
@@ -17,9 +21,10 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   pocketlm generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
-                    [--ctx N] [--json] [--profile]
+                    [--ctx N] [--threads N] [--json] [--profile]
   pocketlm tokenize --model PATH --text TEXT
-  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--json]
+  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json]
+  (--threads: default = the machine's available parallelism; the output is the same for every count)
   pocketlm inspect PATH";
 
 /// Parsed `--flag value` pairs and bare switches; every flag must be one the command knows.
@@ -107,8 +112,15 @@ fn read_model(path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read model '{path}': {e}"))
 }
 
-fn load(path: &str, ctx: usize) -> Result<Engine, String> {
-    Engine::from_bytes(read_model(path)?, ctx).map_err(|e| format!("{path}: {e}"))
+fn load(path: &str, ctx: usize, threads: usize) -> Result<Engine, String> {
+    let pool = pocketlm::par::Pool::new(threads).map_err(|e| format!("--threads: {e}"))?;
+    let mut engine = Engine::from_bytes(read_model(path)?, ctx).map_err(|e| format!("{path}: {e}"))?;
+    engine.set_pool(pool);
+    Ok(engine)
+}
+
+fn threads(a: &Args) -> Result<usize, String> {
+    a.num("threads", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 fn err(e: Error) -> String {
@@ -119,7 +131,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &["model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
-          "repeat-last-n", "seed", "stop", "ctx"],
+          "repeat-last-n", "seed", "stop", "ctx", "threads"],
         &["chat", "json", "profile"],
     )?;
     let d = SamplerParams::default();
@@ -138,7 +150,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
         stop: a.all("stop"),
         profile: a.has("profile"),
     };
-    let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?)?;
+    let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?, threads(&a)?)?;
     let prompt = a.req("prompt")?;
     let text = if a.has("chat") {
         let mut messages = Vec::new();
@@ -169,6 +181,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
             "tokens": engine.generated(),
             "prefill_tok_s": s.prefill_tokens_per_second,
             "decode_tok_s": s.decode_tokens_per_second,
+            "threads": engine.info.threads,
             "finish_reason": s.finish_reason,
             "profile": s.profile,
         });
@@ -177,8 +190,8 @@ fn generate(raw: &[String]) -> Result<(), String> {
         println!();
     }
     eprintln!(
-        "pocketlm: {} prompt tokens, prefill {:.1} tok/s; {} generated, decode {:.1} tok/s; finish: {:?}",
-        s.prompt_tokens, s.prefill_tokens_per_second, s.generated_tokens, s.decode_tokens_per_second,
+        "pocketlm: {} prompt tokens, prefill {:.1} tok/s; {} generated, decode {:.1} tok/s; {} threads; finish: {:?}",
+        s.prompt_tokens, s.prefill_tokens_per_second, s.generated_tokens, s.decode_tokens_per_second, engine.info.threads,
         s.finish_reason.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default()
     );
     if let Some(profile) = &s.profile {
@@ -203,11 +216,11 @@ fn tokenize(raw: &[String]) -> Result<(), String> {
 }
 
 fn perplexity(raw: &[String]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "file", "ctx", "chunks"], &["json"])?;
+    let a = Args::parse(raw, &["model", "file", "ctx", "chunks", "threads"], &["json"])?;
     let window = a.num("ctx", 512usize)?;
     let file = a.req("file")?;
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
-    let mut engine = load(a.req("model")?, window)?;
+    let mut engine = load(a.req("model")?, window, threads(&a)?)?;
     let mut ids = engine.tokenizer.encode(&text, true, false).map_err(err)?;
     // --chunks N: score only the first N windows (as llama-perplexity's --chunks).
     if let Some(chunks) = a.get("chunks") {
@@ -228,7 +241,7 @@ fn perplexity(raw: &[String]) -> Result<(), String> {
 fn inspect(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(raw, &[], &[])?;
     let [path] = a.positional.as_slice() else { return Err(format!("inspect takes one model path\n{USAGE}")) };
-    let engine = load(path, 0)?;
+    let engine = load(path, 0, 1)?;
     let i = &engine.info;
     let c = &engine.model.config;
     println!("file:          {path} ({} bytes, GGUF v{})", i.file_bytes, engine.gguf.version);

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SIMD128_PROBE, RELAXED_SIMD_PROBE, pickBuild } from '../../pkg/src/backend.js';
+import { SIMD128_PROBE, RELAXED_SIMD_PROBE, pickBuild, resolveThreads } from '../../pkg/src/backend.js';
 
 test('the SIMD128 probe is valid where SIMD is (node 20 has it)', () => {
   assert.equal(WebAssembly.validate(SIMD128_PROBE), true);
@@ -39,6 +39,17 @@ test('wabt disassembles the probes to the intended instructions', (t) => {
   }
 });
 
+test("resolveThreads: numbers as given, 'auto' a share of the cores", () => {
+  assert.equal(resolveThreads(3, 16), 3);
+  assert.equal(resolveThreads(1, 16), 1);
+  assert.equal(resolveThreads('auto', 1), 1);
+  assert.equal(resolveThreads('auto', 2), 2);
+  assert.equal(resolveThreads('auto', 4), 4);
+  assert.equal(resolveThreads('auto', 12), 6);
+  assert.equal(resolveThreads('auto', 64), 8);
+  assert.equal(resolveThreads(undefined, 0), 1);
+});
+
 test('pickBuild prefers relaxed when valid, falls back to simd128, and reports what is missing', () => {
   const yes = () => true;
   const noRelaxed = (b) => b !== RELAXED_SIMD_PROBE;
@@ -50,6 +61,8 @@ test('pickBuild prefers relaxed when valid, falls back to simd128, and reports w
   assert.equal(pickBuild({ available: all, validate: yes, threads: 4, isolated: true }), 'threads');
   assert.equal(pickBuild({ available: all, validate: yes, threads: 4, isolated: false }), 'relaxed');
   assert.equal(pickBuild({ available: all, validate: yes, threads: 1, isolated: true }), 'relaxed');
+  // the threads build is also a relaxed-SIMD build
+  assert.equal(pickBuild({ available: all, validate: noRelaxed, threads: 4, isolated: true }), 'simd128');
   assert.throws(() => pickBuild({ available: [], validate: yes }), { code: 'worker' });
   assert.throws(() => pickBuild({ available: ['simd128'], validate: () => false }), { code: 'unsupported' });
 });

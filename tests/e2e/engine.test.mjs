@@ -79,6 +79,9 @@ if (reason && REQUIRED) {
       assert.equal(r.value.fileBytes, size);
       const relaxedBuilt = fs.existsSync(path.join(DIST, 'wasm', 'relaxed', 'pocketlm_bg.wasm'));
       assert.equal(r.value.backend, relaxedBuilt ? 'relaxed-simd' : 'simd128'); // Chromium has relaxed SIMD
+      // This page has no COOP/COEP: threads 'auto' (the default) must fall back to one thread without an error.
+      assert.equal(await page.evaluate(() => window.crossOriginIsolated), false);
+      assert.equal(r.value.threads, 1);
       const e = await entry(modelUrl);
       assert.equal(e.complete, true);
       assert.equal(e.bytes, size);
@@ -123,6 +126,45 @@ if (reason && REQUIRED) {
         if (Array.isArray(fx.prompt_tokens)) assert.equal(out.stats.promptTokens, fx.prompt_tokens.length);
       });
     }
+
+    it('a cross-origin isolated page runs the threads build: same greedy text as one thread and the native CLI',
+      async (t) => {
+        const msg = `${DIST}/wasm/threads is missing: build the package with the threads build (make pkg)`;
+        if (!fs.existsSync(path.join(DIST, 'wasm', 'threads', 'pocketlm_bg.wasm'))) {
+          if (REQUIRED) assert.fail(msg);
+          return t.skip(msg);
+        }
+        assert.ok(greedyText, 'the single-thread greedy text of the streaming test');
+        const fx = fs.existsSync(FIXTURE) ? JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) : null;
+        const iso = await new TestServer({ isolation: true }).start();
+        const p2 = await openPage(browser.context, iso.origin);
+        try {
+          const out = await p2.evaluate(async ([url, prompt, opts, f]) => {
+            const r = await window.load(url, { threads: 2 }, 'mt');
+            if (!r.ok) return { r };
+            const lm = window.models.mt;
+            const text = await lm.complete(prompt, opts);
+            let fixtureText = null;
+            if (f) {
+              const messages = [...(f.system ? [{ role: 'system', content: f.system }] : []), { role: 'user', content: f.prompt }];
+              fixtureText = await lm.chat(messages, { temperature: 0, maxTokens: f.maxTokens });
+            }
+            await lm.unload();
+            return { r, isolated: window.crossOriginIsolated, text, fixtureText };
+          }, [modelUrl, PROMPT, GREEDY, fx]);
+          must(out.r);
+          assert.equal(out.isolated, true);
+          assert.equal(out.r.value.threads, 2);
+          assert.equal(out.r.value.backend, 'relaxed-simd'); // the threads build is a relaxed-SIMD build
+          assert.equal(out.text, greedyText); // the single-thread build's text on the same prompt
+          if (fx) assert.equal(out.fixtureText, fx.text); // the native CLI's
+          else if (REQUIRED) assert.fail(`greedy reference ${FIXTURE} is missing`);
+          assert.deepEqual(p2.problems, []);
+        } finally {
+          await p2.close();
+          await iso.stop();
+        }
+      });
 
     it('chat() applies the model template; chatStream() gives the same text', async () => {
       const out = await page.evaluate(async (opts) => {

@@ -294,7 +294,7 @@ describe('worker protocol and client (fake engine)', () => {
       }, `${server.origin}/m/model.gguf`);
       assert.equal(out.isolated, true);
       must(out.r);
-      assert.equal(out.r.value.threads, 1); // no threads build yet: the single-thread build runs
+      assert.equal(out.r.value.threads, 1); // this fake package has no threads build: the single-thread build runs
       assert.equal(out.text, fakeText('iso', 3));
       assert.deepEqual(p2.problems, []);
     } finally {
