@@ -167,8 +167,14 @@ mod team {
     use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
     use std::sync::{Condvar, Mutex};
 
-    /// Spins of a waiting helper before it sleeps (a few tens of µs: longer than the gap between two loops of a
-    /// token, shorter than anything a person would notice as a busy core).
+    /// How long a waiting helper spins before it sleeps, in ms: far longer than the gap between two loops of a
+    /// forward call (µs), so that a helper is awake when the next loop starts (waking a sleeping one costs tens of
+    /// µs, in browsers more, and a helper that arrives late can hold up the loop with the task it then takes). A
+    /// session lasts one forward call, so helpers never spin between calls.
+    const SPIN_MS: f64 = 0.1;
+    /// Spins between two looks at the clock (a clock read is a call into JS on wasm).
+    const SPINS_PER_CLOCK: u32 = 1 << 10;
+    /// Spins of the caller waiting for the helpers' last tasks before it offers its core to other threads.
     const SPINS: u32 = 1 << 14;
 
     /// A loop of `n` tasks: `f` lives on the stack of [`Shared::run`], which returns only after all `n` finished.
@@ -265,6 +271,7 @@ mod team {
             let mut seen = 0u64;
             loop {
                 let mut spins = 0u32;
+                let mut since = None;
                 loop {
                     if self.stop.load(Acquire) {
                         return;
@@ -272,11 +279,16 @@ mod team {
                     if self.claim.load(Acquire) >> 32 != seen {
                         break;
                     }
-                    spins += 1;
-                    if spins < SPINS {
+                    spins = spins.wrapping_add(1);
+                    if spins % SPINS_PER_CLOCK != 0 {
                         std::hint::spin_loop();
                         continue;
                     }
+                    let now = crate::clock::now_ms();
+                    if now - *since.get_or_insert(now) < SPIN_MS {
+                        continue;
+                    }
+                    since = None;
                     // Sleep. The SeqCst increment then re-check pairs with `run`'s SeqCst publish then
                     // `sleepers` load: either `run` sees us and notifies under the lock, or we see its generation.
                     let g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -285,7 +297,6 @@ mod team {
                         drop(self.wake.wait(g).unwrap_or_else(|e| e.into_inner()));
                     }
                     self.sleepers.fetch_sub(1, SeqCst);
-                    spins = 0;
                 }
                 seen = self.drain();
             }
