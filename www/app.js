@@ -277,10 +277,9 @@ async function loadSelected() {
   };
 
   try {
-    // More than one thread is used only where the package has its threaded build and the page is cross-origin
-    // isolated; otherwise the package runs one thread.
-    const threads = Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
-    const lm = await state.engine.PocketLM.load(url, { onProgress, signal: ctl.signal, threads });
+    // threads 'auto' (the package's default share of the cores) is used only where the page is cross-origin
+    // isolated (the demo server sends COOP/COEP); otherwise the package runs one thread.
+    const lm = await state.engine.PocketLM.load(url, { onProgress, signal: ctl.signal, threads: 'auto' });
     state.lm = lm;
     state.loadedUrl = url;
     el.progress.value = el.progress.max;
