@@ -45,6 +45,7 @@ const engines = {
         decodeTokS: s.decodeTokensPerSecond,
         finishReason: s.finishReason,
         profile: s.profile ?? null,
+        prefillProfile: s.prefillProfile ?? null,
       };
     },
     async unload(h) {

@@ -167,17 +167,20 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
  * each stage of the decode step, and what the worker adds around the engine (wall time of the call minus the
  * engine's own prefill and decode time, per generated token).
  */
-async function profileRun(page, origin, modelUrl, opts) {
+async function profileRun(page, origin, modelUrl, opts, threads) {
   await gotoBench(page, origin);
-  const l = await page.evaluate(([e, o]) => window.bench.load(e, o), ['pocketlm', { modelUrl, contextSize: opts.ctx }]);
+  const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
+    ['pocketlm', { modelUrl, contextSize: opts.ctx, threads }]);
   await page.evaluate(() => window.bench.generate({ prompt: 'Warm-up: one, two, three,', tokens: 4 }));
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n, profile: true }),
     [PROMPT, opts.tokens]);
   await page.evaluate(() => window.bench.unload());
   const engineMs = g.promptTokens / g.prefillTokS * 1000 + g.generatedTokens / g.decodeTokS * 1000;
   const lt = l.info.loadTimings ?? {};
-  return { loadMs: round(l.loadMs, 1), loadTimings: Object.fromEntries(Object.entries(lt).map(([k, v]) => [k, round(v, 1)])),
+  return { threads, loadMs: round(l.loadMs, 1), loadTimings: Object.fromEntries(Object.entries(lt).map(([k, v]) => [k, round(v, 1)])),
     decodeTokS: round(g.decodeTokS), stages: g.profile.map((t) => ({ stage: t.stage, ms: round(t.ms, 3) })),
+    prefillTokS: round(g.prefillTokS),
+    prefillStages: (g.prefillProfile ?? []).map((t) => ({ stage: t.stage, ms: round(t.ms, 4) })),
     workerMsPerToken: round((g.wallMs - engineMs) / g.generatedTokens, 3) };
 }
 
@@ -278,8 +281,12 @@ async function main() {
         }
       }
       if (opts.engines.includes('pocketlm')) {
-        m.profile = await profileRun(page, server.origin, modelUrl, opts);
-        console.log(JSON.stringify({ model, engine: 'pocketlm', profile: m.profile }));
+        m.profiles = [];
+        for (const threads of opts.threads) {
+          const p = await profileRun(page, server.origin, modelUrl, opts, threads);
+          m.profiles.push(p);
+          console.log(JSON.stringify({ model, engine: 'pocketlm', profile: p }));
+        }
       }
       if (opts.native) {
         for (const threads of opts.threads) {
@@ -336,14 +343,21 @@ async function main() {
       .map((r) => `${r.promptTokens}${r.tokenizerPromptTokens !== null ? `/${r.tokenizerPromptTokens}` : ''}`))].join(',')}`);
     out.push(`\n${model}: ${opts.runs} runs, ${opts.tokens} greedy tokens, prompt tokens ${pt.join('; ')}`);
     out.push(table(rows));
-    if (m.profile) {
-      const total = m.profile.stages.reduce((a, t) => a + t.ms, 0);
-      out.push(`pocketlm decode profile (one extra run, ${m.profile.decodeTokS} tok/s): ms per token `
-        + m.profile.stages.filter((t) => t.ms >= 0.005).map((t) => `${t.stage} ${t.ms} (${round(100 * t.ms / total, 0)}%)`)
-          .join(', ') + `; worker + page around the engine ${m.profile.workerMsPerToken}`);
-      const lt = m.profile.loadTimings;
-      out.push(`pocketlm warm load in that run: ${m.profile.loadMs} ms = wasm module ${lt.moduleMs} + weights from `
-        + `IndexedDB ${lt.weightsMs} + engine build ${lt.initMs} + worker start and messages`);
+    const stages = (list) => {
+      const total = list.reduce((a, t) => a + t.ms, 0);
+      return list.filter((t) => t.ms >= 0.0005).map((t) => `${t.stage} ${t.ms} (${round(100 * t.ms / total, 0)}%)`)
+        .join(', ');
+    };
+    for (const p of m.profiles ?? []) {
+      out.push(`pocketlm ${p.threads}T prefill profile (one extra run, ${p.prefillTokS} tok/s): ms per prompt token `
+        + stages(p.prefillStages));
+      out.push(`pocketlm ${p.threads}T decode profile (same run, ${p.decodeTokS} tok/s): ms per token `
+        + `${stages(p.stages)}; worker + page around the engine ${p.workerMsPerToken}`);
+      if (p === m.profiles[0]) {
+        const lt = p.loadTimings;
+        out.push(`pocketlm warm load in that run: ${p.loadMs} ms = wasm module ${lt.moduleMs} + weights from `
+          + `IndexedDB ${lt.weightsMs} + engine build ${lt.initMs} + worker start and messages`);
+      }
     }
     for (const t of opts.threads) {
       const nat = m.native.filter((r) => r.threads === t);

@@ -61,7 +61,7 @@ export interface GenerateOptions {
   seed?: number;
   /** Generation ends before any of these strings; they are not part of the output. */
   stop?: string[];
-  /** Time each stage of the decode step; the figures are in `lastStats.profile`. */
+  /** Time each stage of the prefill and decode steps: `lastStats.prefillProfile` and `lastStats.profile`. */
   profile?: boolean;
   /** Aborting stops generation within one token and rejects with an AbortError. */
   signal?: AbortSignal;
@@ -78,6 +78,8 @@ export interface GenerationStats {
    * qkv, rope, attention, attnOut, gateUp, activation, down, residual, head, sample, text).
    */
   profile?: { stage: string; ms: number }[];
+  /** With `profile: true`: milliseconds per prefilled prompt token in each stage of the prefill (same stages). */
+  prefillProfile?: { stage: string; ms: number }[];
 }
 
 export interface ChatMessage {

@@ -44,7 +44,7 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     pub sampler: SamplerParams,
     pub stop: Vec<String>,
-    /// Time each stage of every decode step ([`Stats::profile`]).
+    /// Time each stage of the prefill and of every decode step ([`Stats::prefill_profile`], [`Stats::profile`]).
     pub profile: bool,
 }
 
@@ -82,6 +82,9 @@ pub struct Stats {
     /// With [`GenerateOptions::profile`]: milliseconds per generated token in each stage of the decode step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Vec<StageTime>>,
+    /// With [`GenerateOptions::profile`]: milliseconds per prefilled prompt token in each stage of the prefill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_profile: Option<Vec<StageTime>>,
 }
 
 struct Generation {
@@ -241,8 +244,15 @@ impl Engine {
         keep = keep.min(prompt.len() - 1);
         self.cached.truncate(keep);
         let t0 = now_ms();
-        self.state.profile = None;
+        self.state.profile = opts.profile.then(Profile::default);
+        if let Some(p) = self.state.profile.as_mut() {
+            p.start();
+        }
         let result = self.model.forward(&self.buf, &mut self.state, &prompt[keep..], keep, Logits::Last);
+        let prefill_profile = self.state.profile.take().map(|mut p| {
+            p.steps = prompt.len() - keep;
+            p.per_step()
+        });
         if let Err(e) = result {
             self.cached.clear();
             return Err(e);
@@ -255,6 +265,7 @@ impl Engine {
             prefilled_tokens: prefilled,
             prefill_ms,
             prefill_tokens_per_second: rate(prefilled, prefill_ms),
+            prefill_profile,
             ..Stats::default()
         };
         self.state.profile = opts.profile.then(Profile::default);

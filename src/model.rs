@@ -509,34 +509,43 @@ impl Model {
             }
             mark!(s.profile, Rope);
 
-            // Causal grouped-query attention over the cache; output into xb (n, q_dim). One task per head, each with
-            // its own row of scores; a head's arithmetic does not depend on which thread runs it.
+            // Causal grouped-query attention over the cache; output into xb (n, q_dim). Prefill (or one thread): one
+            // task per head, each with its own row of scores; a head's arithmetic does not depend on which thread
+            // runs it. Decode on several threads: `attend_token`.
             let group = c.n_heads / c.n_kv_heads;
             let ctx = s.context;
             let layer_k = &s.key_cache[li * ctx * kvd..(li + 1) * ctx * kvd];
             let layer_v = &s.value_cache[li * ctx * kvd..(li + 1) * ctx * kvd];
-            let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));
-            team.run(c.n_heads, &|h| {
-                // SAFETY: task h alone uses scores row h.
-                let att_h = unsafe { att.slice(h * ctx..(h + 1) * ctx) };
-                for t in 0..n {
-                    let p = pos + t;
-                    let start = if sliding && p + 1 > c.sliding_window { p + 1 - c.sliding_window } else { 0 };
-                    // Rows start..=p of this head's KV head: row j at (start + j) * kvd + kh * hd.
-                    let at = start * kvd + (h / group) * hd;
-                    // SAFETY: task h alone writes head h's columns of xb.
-                    let out = unsafe { xb.slice(t * qd + h * hd..t * qd + (h + 1) * hd) };
-                    ops::attend(
-                        &q[t * qd + h * hd..t * qd + (h + 1) * hd],
-                        &layer_k[at..],
-                        &layer_v[at..],
-                        kvd,
-                        c.attn_scale,
-                        &mut att_h[..=p - start],
-                        out,
-                    );
-                }
-            });
+            if n == 1 && team.threads() > 1 {
+                // Decode on several threads: split so that threads do not read the same KV head twice.
+                let start = if sliding && pos + 1 > c.sliding_window { pos + 1 - c.sliding_window } else { 0 };
+                let rows = start * kvd..(pos + 1) * kvd;
+                let (k, v) = (&layer_k[rows.clone()], &layer_v[rows]);
+                attend_token(team, c, &s.q[..qd], k, v, ctx, &mut s.att, &mut s.xb[..qd]);
+            } else {
+                let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));
+                team.run(c.n_heads, &|h| {
+                    // SAFETY: task h alone uses scores row h.
+                    let att_h = unsafe { att.slice(h * ctx..(h + 1) * ctx) };
+                    for t in 0..n {
+                        let p = pos + t;
+                        let start = if sliding && p + 1 > c.sliding_window { p + 1 - c.sliding_window } else { 0 };
+                        // Rows start..=p of this head's KV head: row j at (start + j) * kvd + kh * hd.
+                        let at = start * kvd + (h / group) * hd;
+                        // SAFETY: task h alone writes head h's columns of xb.
+                        let out = unsafe { xb.slice(t * qd + h * hd..t * qd + (h + 1) * hd) };
+                        ops::attend(
+                            &q[t * qd + h * hd..t * qd + (h + 1) * hd],
+                            &layer_k[at..],
+                            &layer_v[at..],
+                            kvd,
+                            c.attn_scale,
+                            &mut att_h[..=p - start],
+                            out,
+                        );
+                    }
+                });
+            }
             mark!(s.profile, Attention);
             let wo = &mut [Out { w: &l.wo, out: &mut s.xb2 }];
             project(team, buf, &s.xb[..n * qd], n, &mut s.act_q, &mut s.mm, wo, CHUNKS_PER_THREAD);
@@ -576,4 +585,64 @@ impl Model {
             mark!(s.profile, Residual);
         }
     }
+}
+
+/// Most column runs one KV head's weighted values are split into by [`attend_token`].
+const MAX_COL_SPLIT: usize = 4;
+
+/// One token's attention on several threads, split so that no two threads read the same cached keys or values.
+///
+/// With grouped-query attention several query heads read one KV head. One task per query head (as in prefill)
+/// has each thread fetch a shared KV head again, and at decode the cache comes from DRAM (the weights streamed
+/// through the caches since the previous token), so on two threads it ran no faster than on one. Here, three
+/// loops:
+/// 1. scores: tasks over runs of positions, each for every head (its key rows are read once, for all the heads
+///    that share them);
+/// 2. softmax: one task per head;
+/// 3. weighted values: tasks over (KV head, run of columns), each for every head of that KV head.
+///
+/// Per head these are [`ops::attend`]'s three steps, which give the same bits however they are split.
+/// `keys`/`values`: the cached rows attended to (`kv_dim` values each); `att`: `(n_heads, ctx)` scores;
+/// `out`: `(n_heads, head_dim)`.
+#[allow(clippy::too_many_arguments)]
+fn attend_token(team: &Team, c: &Config, q: &[f32], keys: &[f32], values: &[f32], ctx: usize, att: &mut [f32], out: &mut [f32]) {
+    let (hd, kvd, group) = (c.head_dim, c.kv_dim(), c.n_heads / c.n_kv_heads);
+    let len = keys.len() / kvd;
+    let threads = team.threads();
+
+    // 1. Scores, runs of positions (multiples of 4, the kernel's tile), two per thread.
+    let run = len.div_ceil(2 * threads).next_multiple_of(4).max(4);
+    let scores = Disjoint::new(att);
+    team.run(len.div_ceil(run), &|i| {
+        let (r0, r1) = (i * run, ((i + 1) * run).min(len));
+        for h in 0..c.n_heads {
+            // SAFETY: task i alone writes positions r0..r1 of every head's scores.
+            let s = unsafe { scores.slice(h * ctx + r0..h * ctx + r1) };
+            let kh = h / group;
+            ops::attn_scores(&q[h * hd..(h + 1) * hd], &keys[r0 * kvd + kh * hd..], kvd, c.attn_scale, s);
+        }
+    });
+    // 2. Softmax, one task per head.
+    team.run(c.n_heads, &|h| {
+        // SAFETY: task h alone uses head h's scores.
+        ops::softmax_inplace(unsafe { scores.slice(h * ctx..h * ctx + len) });
+    });
+    // 3. Weighted values, (KV head, column run) tasks: enough runs for two tasks per thread, columns in multiples of
+    //    16 where the head allows (the kernel's width).
+    let mut split = 1;
+    while split < MAX_COL_SPLIT && c.n_kv_heads * split < 2 * threads && hd % (2 * split) == 0 && hd / (2 * split) >= 16 {
+        split *= 2;
+    }
+    let cols = hd / split;
+    // SAFETY: the loops above have returned; this is the only piece of the scores alive.
+    let probs = &*unsafe { scores.slice(0..c.n_heads * ctx) };
+    let out = Disjoint::new(out);
+    team.run(c.n_kv_heads * split, &|task| {
+        let (kh, d) = (task / split, task % split);
+        for h in kh * group..(kh + 1) * group {
+            // SAFETY: task (kh, d) alone writes columns d * cols.. of the heads of KV head kh.
+            let o = unsafe { out.slice(h * hd + d * cols..h * hd + (d + 1) * cols) };
+            ops::attn_values(&probs[h * ctx..h * ctx + len], &values[kh * hd + d * cols..], kvd, o);
+        }
+    });
 }

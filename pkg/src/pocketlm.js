@@ -15,7 +15,7 @@ import { PocketLMError, throwIfAborted } from './errors.js';
  * @property {number} [repeatLastN]
  * @property {number} [seed]
  * @property {string[]} [stop] generation ends before any of these strings (they are not part of the output)
- * @property {boolean} [profile] time each stage of the decode step (lastStats.profile)
+ * @property {boolean} [profile] time each stage of the prefill and decode steps (lastStats.prefillProfile, .profile)
  * @property {AbortSignal} [signal]
  *
  * @typedef {object} GenerationStats
@@ -25,6 +25,8 @@ import { PocketLMError, throwIfAborted } from './errors.js';
  * @property {number} decodeTokensPerSecond
  * @property {'eos' | 'stop' | 'length' | 'context' | 'aborted' | null} finishReason
  * @property {{stage: string, ms: number}[]} [profile] with the profile option: milliseconds per generated token
+ * @property {{stage: string, ms: number}[]} [prefillProfile] with the profile option: milliseconds per prefilled
+ *   prompt token
  *
  * @typedef {{role: string, content: string}} ChatMessage
  */

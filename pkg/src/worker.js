@@ -197,6 +197,10 @@ function plainInfo(v) {
   return v instanceof Map ? Object.fromEntries(v) : { ...v };
 }
 
+function plainStages(list) {
+  return list.map((t) => (t instanceof Map ? Object.fromEntries(t) : t));
+}
+
 function plainStats(v) {
   const s = v instanceof Map ? Object.fromEntries(v) : v;
   return {
@@ -206,7 +210,9 @@ function plainStats(v) {
     decodeTokensPerSecond: s.decodeTokensPerSecond,
     finishReason: s.finishReason ?? null,
     // Only with the `profile` option: [{stage, ms}] per generated token, in the order of the decode step.
-    ...(s.profile ? { profile: s.profile.map((t) => (t instanceof Map ? Object.fromEntries(t) : t)) } : {}),
+    ...(s.profile ? { profile: plainStages(s.profile) } : {}),
+    // ... and per prefilled prompt token over the prefill.
+    ...(s.prefillProfile ? { prefillProfile: plainStages(s.prefillProfile) } : {}),
   };
 }
 

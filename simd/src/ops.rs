@@ -117,14 +117,39 @@ pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
 /// cache holds every KV head of a position in one row of `stride` values), the same for values. Computes
 /// `scores[j] = dot_f32(q, key_j) * scale`, [`softmax_inplace`] of the scores, then
 /// `out = Σ_j scores[j] * value_j`, summed over `j` in order from zero (as `out.fill(0)` then [`axpy`] per `j`).
+/// Equal, bit for bit, to [`attn_scores`] then [`softmax_inplace`] then [`attn_values`] (which split it between
+/// threads).
 #[track_caller]
 pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
     let (hd, n) = (q.len(), scores.len());
     same_len("attend", hd, out.len());
-    assert!(stride >= hd, "attend: row stride {stride} is shorter than the head ({hd})");
-    let need = if n == 0 { 0 } else { (n - 1) * stride + hd };
-    assert!(keys.len() >= need && values.len() >= need, "attend: {n} rows of stride {stride} need {need} values");
+    check_rows("attend", n, stride, hd, keys.len());
+    check_rows("attend", n, stride, hd, values.len());
     dispatch!(attend(q, keys, values, stride, scale, scores, out))
+}
+
+/// The first step of [`attend`]: `scores[j] = dot_f32(q, key_j) * scale` for `j < scores.len()`, key row `j` at
+/// `keys[j * stride..j * stride + q.len()]`.
+#[track_caller]
+pub fn attn_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
+    check_rows("attn_scores", scores.len(), stride, q.len(), keys.len());
+    dispatch!(attn_scores(q, keys, stride, scale, scores))
+}
+
+/// The last step of [`attend`], for any run of columns: `out = Σ_j probs[j] * value_j[..out.len()]` over `j` in
+/// order from zero (as `out.fill(0)` then one [`axpy`] per `j`), value row `j` at `values[j * stride..]`. Each
+/// output value's arithmetic does not depend on `out.len()`, so columns can be split between threads.
+#[track_caller]
+pub fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    check_rows("attn_values", probs.len(), stride, out.len(), values.len());
+    dispatch!(attn_values(probs, values, stride, out))
+}
+
+#[track_caller]
+fn check_rows(what: &str, n: usize, stride: usize, width: usize, have: usize) {
+    assert!(stride >= width, "{what}: row stride {stride} is shorter than the row ({width})");
+    let need = if n == 0 { 0 } else { (n - 1) * stride + width };
+    assert!(have >= need, "{what}: {n} rows of stride {stride} need {need} values, have {have}");
 }
 
 /// `(cos, sin)` of `theta_i = pos * freq_scale * base^(-2i / n_rot)` for pair `i`.
@@ -237,14 +262,25 @@ pub mod scalar {
 
     /// Scalar [`super::attend`].
     pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+        attn_scores(q, keys, stride, scale, scores);
+        softmax_inplace(scores);
+        attn_values(scores, values, stride, out);
+    }
+
+    /// Scalar [`super::attn_scores`].
+    pub fn attn_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
         let hd = q.len();
         for (j, s) in scores.iter_mut().enumerate() {
             *s = dot_f32(q, &keys[j * stride..j * stride + hd]) * scale;
         }
-        softmax_inplace(scores);
+    }
+
+    /// Scalar [`super::attn_values`].
+    pub fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+        let w = out.len();
         out.fill(0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            axpy(out, p, &values[j * stride..j * stride + hd]);
+        for (j, &p) in probs.iter().enumerate() {
+            axpy(out, p, &values[j * stride..j * stride + w]);
         }
     }
 

@@ -463,6 +463,28 @@ fn f32_ops_match_scalar_specification() {
             ops::scalar::attend(&q, &keys, &values, stride, 0.125, &mut s_ref, &mut o_ref);
             assert_close("attend scores", n, &s, &s_ref, |_| 0.0);
             assert_close("attend output", hd, &o, &o_ref, |_| 0.0);
+            // The same in pieces, as threads split it: scores of two runs of positions, softmax, then the values
+            // of runs of columns (16-wide, 4-wide and odd) give the same bits as the whole.
+            let mut s2 = vec![0.0; n];
+            let cut = n / 2;
+            ops::attn_scores(&q, &keys, stride, 0.125, &mut s2[..cut]);
+            ops::attn_scores(&q, &keys[cut * stride..], stride, 0.125, &mut s2[cut..]);
+            let mut s2_ref = vec![0.0; n];
+            ops::scalar::attn_scores(&q, &keys, stride, 0.125, &mut s2_ref);
+            assert_close("attn_scores", n, &s2, &s2_ref, |_| 0.0);
+            ops::softmax_inplace(&mut s2);
+            assert_close("attn_scores + softmax", n, &s2, &s, |_| 0.0);
+            let mut o2 = vec![0.0; hd];
+            let mut c0 = 0usize;
+            for w in [16usize, 4, 3, usize::MAX] {
+                let c1 = c0.saturating_add(w).min(hd);
+                ops::attn_values(&s2, &values[c0..], stride, &mut o2[c0..c1]);
+                let mut o2_ref = vec![0.0; c1 - c0];
+                ops::scalar::attn_values(&s2, &values[c0..], stride, &mut o2_ref);
+                assert_close("attn_values", c1 - c0, &o2[c0..c1], &o2_ref, |_| 0.0);
+                c0 = c1;
+            }
+            assert_close("attn_values by columns", hd, &o2, &o, |_| 0.0);
         }
     }
     // All positions masked: zeros, not NaN.

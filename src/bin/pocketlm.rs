@@ -184,6 +184,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
             "threads": engine.info.threads,
             "finish_reason": s.finish_reason,
             "profile": s.profile,
+            "prefill_profile": s.prefill_profile,
         });
         println!("{obj}");
     } else {
@@ -194,9 +195,10 @@ fn generate(raw: &[String]) -> Result<(), String> {
         s.prompt_tokens, s.prefill_tokens_per_second, s.generated_tokens, s.decode_tokens_per_second, engine.info.threads,
         s.finish_reason.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default()
     );
-    if let Some(profile) = &s.profile {
+    for (what, profile) in [("prefill", &s.prefill_profile), ("decode", &s.profile)] {
+        let Some(profile) = profile else { continue };
         let total: f64 = profile.iter().map(|t| t.ms).sum();
-        eprintln!("pocketlm: decode profile, ms per token ({total:.2} ms in all):");
+        eprintln!("pocketlm: {what} profile, ms per token ({total:.3} ms in all):");
         for t in profile {
             eprintln!("  {:<11} {:7.3} ms {:5.1}%", t.stage, t.ms, 100.0 * t.ms / total.max(1e-9));
         }

@@ -182,15 +182,17 @@ if (reason && REQUIRED) {
       assert.equal(out.streamed, out.text);
     });
 
-    it('profile: the decode step stages, in order, add up to no more than the decode time', async () => {
+    it('profile: the prefill and decode stages, in order, add up to no more than their time', async () => {
       const out = await page.evaluate(async (prompt) => {
         const lm = window.models.lm;
         const plain = await lm.complete(prompt, { temperature: 0, maxTokens: 16 });
         const noProfile = lm.lastStats.profile;
+        const noPrefillProfile = lm.lastStats.prefillProfile;
         const text = await lm.complete(prompt, { temperature: 0, maxTokens: 16, profile: true });
-        return { plain, noProfile, text, stats: lm.lastStats, info: lm.info };
+        return { plain, noProfile, noPrefillProfile, text, stats: lm.lastStats, info: lm.info };
       }, PROMPT);
       assert.equal(out.noProfile, undefined);
+      assert.equal(out.noPrefillProfile, undefined);
       assert.equal(out.text, out.plain); // timing changes nothing computed
       const stages = out.stats.profile.map((t) => t.stage);
       assert.deepEqual(stages, ['embed', 'norm', 'qkv', 'rope', 'attention', 'attnOut', 'gateUp', 'activation', 'down',
@@ -201,6 +203,13 @@ if (reason && REQUIRED) {
       assert.ok(perToken > 0 && perToken <= decodeMsPerToken * 1.001, `${perToken} ms of stages vs ${decodeMsPerToken} ms per token`);
       // The matrix products carry weights; they cannot take no time.
       for (const s of ['qkv', 'gateUp', 'down', 'head']) assert.ok(out.stats.profile.find((t) => t.stage === s).ms > 0, s);
+      // The prefill's stages (per prefilled token; the same stages, the prefill samples nothing).
+      assert.deepEqual(out.stats.prefillProfile.map((t) => t.stage), stages);
+      const prefillPerToken = out.stats.prefillProfile.reduce((a, t) => a + t.ms, 0);
+      const prefillMsPerToken = 1000 / out.stats.prefillTokensPerSecond;
+      assert.ok(prefillPerToken > 0 && prefillPerToken <= prefillMsPerToken * 1.001,
+        `${prefillPerToken} ms of prefill stages vs ${prefillMsPerToken} ms per prefilled token`);
+      assert.equal(out.stats.prefillProfile.find((t) => t.stage === 'sample').ms, 0);
       // Load facts: the engine holds at least the file; the load's parts are measured.
       assert.ok(out.info.memoryBytes >= out.info.fileBytes);
       for (const k of ['moduleMs', 'weightsMs', 'initMs']) assert.ok(out.info.loadTimings[k] >= 0, k);

@@ -152,11 +152,16 @@ fn f32_bytes(x: &[f32]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
 }
 
-/// One query head's attention (see `crate::ops::attend`; lengths checked there). Scores: four key rows per
-/// [`tile`] against the query, each dot in the reference's 8-lane order (`k * q` and `q * k` are the same IEEE
-/// product). Weighted sum: 16 output values at a time held in four accumulators over every position `j` in order,
-/// `acc + p_j * v_j` without fusing: per element the same operations as zeroing `out` and one `axpy` per `j`.
+/// One query head's attention (see `crate::ops::attend`; lengths checked there): its three steps in turn.
 pub(crate) fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    attn_scores(q, keys, stride, scale, scores);
+    super::ops::softmax_inplace(scores);
+    attn_values(scores, values, stride, out);
+}
+
+/// `scores[j] = dot(q, key_j) * scale` (see `crate::ops::attn_scores`): four key rows per [`tile`] against the
+/// query, each dot in the reference's 8-lane order (`k * q` and `q * k` are the same IEEE product).
+pub(crate) fn attn_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
     let (hd, n) = (q.len(), scores.len());
     let qb = f32_bytes(q);
     let key = |j: usize| f32_bytes(&keys[j * stride..j * stride + hd]);
@@ -170,13 +175,18 @@ pub(crate) fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, sca
     for j in n4..n {
         scores[j] = tile::<F32, 1, 1>(hd, [key(j)], [qb])[0] * scale;
     }
-    super::ops::softmax_inplace(scores);
+}
 
+/// `out = Σ_j probs[j] * value_j` (see `crate::ops::attn_values`): 16 output values at a time held in four
+/// accumulators over every position `j` in order, `acc + p_j * v_j` without fusing: per element the same
+/// operations as zeroing `out` and one `axpy` per `j`.
+pub(crate) fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    let hd = out.len();
     let h16 = hd / 16 * 16;
     for c in (0..h16).step_by(16) {
         let zero = f32x4_splat(0.0);
         let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
-        for (j, &p) in scores.iter().enumerate() {
+        for (j, &p) in probs.iter().enumerate() {
             let v = &values[j * stride + c..j * stride + c + 16];
             let pv = f32x4_splat(p);
             a0 = madd_f32(pv, load_f32(v, 0), a0);
@@ -191,7 +201,7 @@ pub(crate) fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, sca
     }
     for (i, o) in out.iter_mut().enumerate().skip(h16) {
         let mut acc = 0.0f32;
-        for (j, &p) in scores.iter().enumerate() {
+        for (j, &p) in probs.iter().enumerate() {
             acc += p * values[j * stride + i];
         }
         *o = acc;

@@ -10,7 +10,7 @@
 use super::common::*;
 use core::arch::wasm32::*;
 
-pub(crate) use super::float::{attend, dot_f32};
+pub(crate) use super::float::{attend, attn_scores, attn_values, dot_f32};
 
 /// `y += alpha * x`.
 pub(crate) fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
