@@ -57,7 +57,9 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
-  for (const e of o.engines) if (!['pocketlm', 'wllama'].includes(e)) throw new Error(`unknown engine ${e}`);
+  for (const e of o.engines) {
+    if (!['pocketlm', 'wllama'].includes(engineKind(e))) throw new Error(`unknown engine ${e}`);
+  }
   o.nativeRuns ??= o.runs;
   if (!o.models) {
     o.models = [DEFAULT_MODEL, ...OTHER_MODELS.filter((v) => fs.existsSync(path.join(MODELS_DIR, v)))];
@@ -121,21 +123,45 @@ async function openBench(context, origin, problems) {
   return page;
 }
 
-async function gotoBench(page, origin) {
-  await page.goto(`${origin}/bench/index.html?pkg=/pkg/dist/&wllama=/wllama/`);
+/**
+ * An engine of --engines: `pocketlm`, `wllama`, or `pocketlm@DIR` for the package built in DIR (a directory of
+ * the repository holding a copy of pkg/dist), to compare two builds of pocketlm run by run on the same machine.
+ */
+function engineKind(engine) {
+  return engine.split('@')[0];
+}
+
+function enginePkg(engine) {
+  const dir = engine.split('@')[1];
+  return dir ? `/${dir.replace(/^\/+|\/+$/g, '')}/` : '/pkg/dist/';
+}
+
+async function gotoBench(page, origin, engine = 'pocketlm') {
+  await page.goto(`${origin}/bench/index.html?pkg=${enginePkg(engine)}&wllama=/wllama/`);
   await page.waitForFunction(() => /** @type {any} */ (window).benchReady === true);
+}
+
+/**
+ * Warm-up before a measured generation, on another prompt: browsers start wasm on baseline code (V8's Liftoff) and
+ * recompile the hot functions optimized (TurboFan) in the background once they have run a while, on the same
+ * cores. A few tokens were not enough: the first measured prefill then ran partly on baseline code, and 1-thread
+ * figures varied by 50% between runs. 32 tokens and a pause for the background compiles to finish.
+ */
+async function warmUp(page) {
+  await page.evaluate(() => window.bench.generate({
+    prompt: 'Warm-up: one, two, three, four, five, six, seven, eight, nine, ten. Now the colours:', tokens: 32 }));
+  await page.waitForTimeout(500);
 }
 
 /** One measured run of one engine: warm load, memory, prompt token count, warm-up, measured generation. */
 async function runOnce(page, origin, engine, threads, modelUrl, opts) {
-  await gotoBench(page, origin);
+  await gotoBench(page, origin, engine);
   const loadavg = load();
   const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
-    [engine, { modelUrl, contextSize: opts.ctx, threads }]);
+    [engineKind(engine), { modelUrl, contextSize: opts.ctx, threads }]);
   const mem = await wasmMemory(page);
   const tokenizerCount = await page.evaluate((p) => window.bench.promptTokens(p), PROMPT);
-  // Warm-up: a few tokens on a different prompt, so the measured run sees tiered-up (optimized) wasm code.
-  await page.evaluate(() => window.bench.generate({ prompt: 'Warm-up: one, two, three,', tokens: 4 }));
+  await warmUp(page);
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n }), [PROMPT, opts.tokens]);
   const memAfter = await wasmMemory(page);
   await page.evaluate(() => window.bench.unload());
@@ -154,7 +180,7 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
     wasmMemoryAfterLoad: mem.bytes,
     wasmMemoryAfterGenerate: memAfter.bytes,
     // The full info is in the cold-load line; here only what tells which code ran.
-    info: engine === 'pocketlm' ? { backend: l.info.backend, threads: l.info.threads, contextSize: l.info.contextSize }
+    info: engineKind(engine) === 'pocketlm' ? { backend: l.info.backend, threads: l.info.threads, contextSize: l.info.contextSize }
       : l.info,
     textHead: g.text.slice(0, 60),
     text: g.text,
@@ -171,7 +197,7 @@ async function profileRun(page, origin, modelUrl, opts, threads) {
   await gotoBench(page, origin);
   const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
     ['pocketlm', { modelUrl, contextSize: opts.ctx, threads }]);
-  await page.evaluate(() => window.bench.generate({ prompt: 'Warm-up: one, two, three,', tokens: 4 }));
+  await warmUp(page);
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n, profile: true }),
     [PROMPT, opts.tokens]);
   await page.evaluate(() => window.bench.unload());
@@ -232,7 +258,7 @@ async function main() {
   const started = { date: new Date().toISOString(), loadavg: load(), cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model ?? '?' };
   const wdir = wllamaDir();
-  if (opts.engines.includes('wllama') && !(wdir && fs.existsSync(path.join(wdir, 'esm', 'index.js')))) {
+  if (opts.engines.map(engineKind).includes('wllama') && !(wdir && fs.existsSync(path.join(wdir, 'esm', 'index.js')))) {
     throw new Error('@wllama/wllama is not installed (npm ci at the repository root, or set WLLAMA_DIR)');
   }
   const cli = process.env.POCKETLM_CLI ?? path.join(REPO, 'target', 'release', 'pocketlm');
@@ -258,9 +284,9 @@ async function main() {
       results.models[model] = m;
       // Cold load (download into each engine's cache); every measured load after this is from the warm cache.
       for (const engine of opts.engines) {
-        await gotoBench(page, server.origin);
+        await gotoBench(page, server.origin, engine);
         const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
-          [engine, { modelUrl, contextSize: opts.ctx }]);
+          [engineKind(engine), { modelUrl, contextSize: opts.ctx }]);
         await page.evaluate(() => window.bench.unload());
         m.cold[engine] = round(l.loadMs, 1);
         console.log(JSON.stringify({ model, engine, coldLoadMs: m.cold[engine], info: l.info }));

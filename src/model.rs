@@ -8,7 +8,7 @@ use crate::gguf::Gguf;
 use crate::mark;
 use crate::par::{Disjoint, Pool, Team};
 use crate::profile::Profile;
-use crate::project::{project, Out, MAX_OUTS};
+use crate::project::{project, Out, MAX_OUTS, PARALLEL_TOKENS};
 use crate::tensor::QTensor;
 use crate::{Error, Result};
 use pocketlm_simd::{self as k, ops, GgmlType};
@@ -317,7 +317,7 @@ pub struct State {
     hb: Vec<f32>,     // (MAX_BATCH, ffn) gate
     hb2: Vec<f32>,    // (MAX_BATCH, ffn) up
     att: Vec<f32>,    // (n_heads, context) attention scores, one row per head (heads run in parallel)
-    rope_cs: Vec<f32>, // (n_rot) cos/sin of one position's RoPE angles, shared by its heads
+    rope_cs: Vec<f32>, // (MAX_BATCH, n_rot) cos/sin of each position's RoPE angles, shared by its heads
     act_q: Vec<u8>,   // (MAX_OUTS, MAX_BATCH, activation_row_bytes(max width)) quantized activations
     mm: Vec<f32>,     // (MAX_BATCH, max(q_dim + 2 kv_dim, 2 ffn, dim)) row chunks of parallel products
     key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
@@ -354,7 +354,7 @@ impl State {
             hb: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             hb2: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             att: alloc_f32(att, "attention scores")?,
-            rope_cs: alloc_f32(c.n_rot, "RoPE angles")?,
+            rope_cs: alloc_f32(MAX_BATCH * c.n_rot, "RoPE angles")?,
             act_q,
             mm: alloc_f32(MAX_BATCH * mm_rows, "activations")?,
             key_cache: alloc_f32(kv, "the KV cache")?,
@@ -474,9 +474,7 @@ impl Model {
 
         for (li, l) in w.layers.iter().enumerate() {
             // --- attention
-            for t in 0..n {
-                ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.attn_norm, c.rms_eps);
-            }
+            rmsnorm_tokens(team, &mut s.xb, &s.x, n, dim, &l.attn_norm, c.rms_eps);
             mark!(s.profile, Norm);
             let qkv = &mut [Out { w: &l.wq, out: &mut s.q }, Out { w: &l.wk, out: &mut s.k }, Out { w: &l.wv, out: &mut s.v }];
             project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, qkv, CHUNKS_PER_THREAD);
@@ -487,26 +485,33 @@ impl Model {
 
             let sliding = c.is_sliding(li);
             let base = if sliding { c.rope_base_local } else { c.rope_base };
-            for t in 0..n {
+            let (nr, ctx) = (c.n_rot, s.context);
+            let (q, k, cs) = (Disjoint::new(&mut s.q), Disjoint::new(&mut s.k), Disjoint::new(&mut s.rope_cs));
+            let (kc, vc, v) = (Disjoint::new(&mut s.key_cache), Disjoint::new(&mut s.value_cache), &s.v);
+            per_token(team, n, &|t| {
                 let p = pos + t;
+                // SAFETY: token t alone uses its rows of q, k, the angle table and its cache rows (position p).
+                let (q, k, cs) = unsafe {
+                    (q.slice(t * qd..(t + 1) * qd), k.slice(t * kvd..(t + 1) * kvd), cs.slice(t * nr..(t + 1) * nr))
+                };
                 // The angles depend on the position and base only: once per token, for every head.
-                ops::rope_angles(&mut s.rope_cs, c.n_rot, p, base, c.rope_freq_scale);
-                for h in s.q[t * qd..(t + 1) * qd].chunks_exact_mut(hd) {
+                ops::rope_angles(cs, nr, p, base, c.rope_freq_scale);
+                for h in q.chunks_exact_mut(hd) {
                     if let Some(qn) = &l.q_norm {
                         ops::rmsnorm_inplace(h, qn, c.rms_eps);
                     }
-                    ops::rope_with(h, &s.rope_cs, c.rope_neox);
+                    ops::rope_with(h, cs, c.rope_neox);
                 }
-                for h in s.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(hd) {
+                for h in k.chunks_exact_mut(hd) {
                     if let Some(kn) = &l.k_norm {
                         ops::rmsnorm_inplace(h, kn, c.rms_eps);
                     }
-                    ops::rope_with(h, &s.rope_cs, c.rope_neox);
+                    ops::rope_with(h, cs, c.rope_neox);
                 }
-                let at = (li * s.context + p) * kvd;
-                s.key_cache[at..at + kvd].copy_from_slice(&s.k[t * kvd..(t + 1) * kvd]);
-                s.value_cache[at..at + kvd].copy_from_slice(&s.v[t * kvd..(t + 1) * kvd]);
-            }
+                let at = (li * ctx + p) * kvd;
+                unsafe { kc.slice(at..at + kvd) }.copy_from_slice(k);
+                unsafe { vc.slice(at..at + kvd) }.copy_from_slice(&v[t * kvd..(t + 1) * kvd]);
+            });
             mark!(s.profile, Rope);
 
             // Causal grouped-query attention over the cache; output into xb (n, q_dim). Prefill (or one thread): one
@@ -550,41 +555,66 @@ impl Model {
             let wo = &mut [Out { w: &l.wo, out: &mut s.xb2 }];
             project(team, buf, &s.xb[..n * qd], n, &mut s.act_q, &mut s.mm, wo, CHUNKS_PER_THREAD);
             mark!(s.profile, AttnOut);
-            for t in 0..n {
-                let y = &mut s.xb2[t * dim..(t + 1) * dim];
-                if let Some(pn) = &l.post_attn_norm {
-                    ops::rmsnorm_inplace(y, pn, c.rms_eps);
-                }
-                ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
-            }
+            residual_tokens(team, &mut s.x, &mut s.xb2, n, dim, l.post_attn_norm.as_deref(), c.rms_eps);
             mark!(s.profile, Residual);
 
             // --- feed-forward: down(act(gate(x)) * up(x))
-            for t in 0..n {
-                ops::rmsnorm(&mut s.xb[t * dim..(t + 1) * dim], &s.x[t * dim..(t + 1) * dim], &l.ffn_norm, c.rms_eps);
-            }
+            rmsnorm_tokens(team, &mut s.xb, &s.x, n, dim, &l.ffn_norm, c.rms_eps);
             mark!(s.profile, Norm);
             let gate_up = &mut [Out { w: &l.w_gate, out: &mut s.hb }, Out { w: &l.w_up, out: &mut s.hb2 }];
             project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, gate_up, CHUNKS_PER_THREAD);
             mark!(s.profile, GateUp);
-            match c.activation {
-                Activation::Silu => ops::silu_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
-                Activation::GeluTanh => ops::gelu_tanh_mul(&mut s.hb[..n * ffn], &s.hb2[..n * ffn]),
-            }
+            let (gate, up) = (Disjoint::new(&mut s.hb), &s.hb2);
+            per_token(team, n, &|t| {
+                // SAFETY: token t alone uses its row of the gate.
+                let (g, u) = (unsafe { gate.slice(t * ffn..(t + 1) * ffn) }, &up[t * ffn..(t + 1) * ffn]);
+                match c.activation {
+                    Activation::Silu => ops::silu_mul(g, u),
+                    Activation::GeluTanh => ops::gelu_tanh_mul(g, u),
+                }
+            });
             mark!(s.profile, Activation);
             let down = &mut [Out { w: &l.w_down, out: &mut s.xb2 }];
             project(team, buf, &s.hb[..n * ffn], n, &mut s.act_q, &mut s.mm, down, CHUNKS_PER_THREAD);
             mark!(s.profile, Down);
-            for t in 0..n {
-                let y = &mut s.xb2[t * dim..(t + 1) * dim];
-                if let Some(pn) = &l.post_ffn_norm {
-                    ops::rmsnorm_inplace(y, pn, c.rms_eps);
-                }
-                ops::add_inplace(&mut s.x[t * dim..(t + 1) * dim], y);
-            }
+            residual_tokens(team, &mut s.x, &mut s.xb2, n, dim, l.post_ffn_norm.as_deref(), c.rms_eps);
             mark!(s.profile, Residual);
         }
     }
+}
+
+/// Runs `f(t)` for every token `t < n`: as a parallel loop when there are enough tokens to pay for one, else inline.
+/// The per-token work of the forward pass (norms, RoPE, residuals) computes each token alone, so the split changes
+/// no bits.
+fn per_token(team: &Team, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    if n >= PARALLEL_TOKENS {
+        team.run(n, f);
+    } else {
+        (0..n).for_each(f);
+    }
+}
+
+/// `out[t] = rmsnorm(x[t]) * weight` for the first `n` rows of width `dim`.
+fn rmsnorm_tokens(team: &Team, out: &mut [f32], x: &[f32], n: usize, dim: usize, weight: &[f32], eps: f32) {
+    let out = Disjoint::new(out);
+    per_token(team, n, &|t| {
+        // SAFETY: token t alone writes its row.
+        ops::rmsnorm(unsafe { out.slice(t * dim..(t + 1) * dim) }, &x[t * dim..(t + 1) * dim], weight, eps);
+    });
+}
+
+/// `x[t] += y[t]` for the first `n` rows of width `dim`, `y[t]` first normed in place when the block has a norm
+/// after it (Gemma 3).
+fn residual_tokens(team: &Team, x: &mut [f32], y: &mut [f32], n: usize, dim: usize, norm: Option<&[f32]>, eps: f32) {
+    let (x, y) = (Disjoint::new(x), Disjoint::new(y));
+    per_token(team, n, &|t| {
+        // SAFETY: token t alone uses its rows.
+        let (x, y) = unsafe { (x.slice(t * dim..(t + 1) * dim), y.slice(t * dim..(t + 1) * dim)) };
+        if let Some(w) = norm {
+            ops::rmsnorm_inplace(y, w, eps);
+        }
+        ops::add_inplace(x, y);
+    });
 }
 
 /// Most column runs one KV head's weighted values are split into by [`attend_token`].

@@ -14,6 +14,10 @@ use pocketlm_simd as k;
 /// Weights one [`project`] call takes at most.
 pub const MAX_OUTS: usize = 3;
 
+/// Token count from which per-token work around the products (activation quantization; in `model.rs` norms, RoPE)
+/// is worth a parallel loop of its own.
+pub const PARALLEL_TOKENS: usize = 4;
+
 /// One weight of a [`project`] call and its output, token-major `(n, w.rows)`.
 pub struct Out<'a> {
     pub w: &'a QTensor,
@@ -42,8 +46,10 @@ pub fn project(
     assert!(!outs.is_empty() && outs.len() <= MAX_OUTS, "project: 1..={MAX_OUTS} weights");
     let cols = outs[0].w.cols;
     assert!(outs.iter().all(|o| o.w.cols == cols), "project: weights of one call must have the same width");
-    // Activations quantized once per activation type: act[j] = byte range of weight j's (n, arb_j) rows.
+    // Activations quantized once per activation type: act[j] = byte range of weight j's (n, arb_j) rows; one
+    // task per token (each row is quantized on its own).
     let mut act: [std::ops::Range<usize>; MAX_OUTS] = core::array::from_fn(|_| 0..0);
+    let mut quantize: [Option<(k::GgmlType, usize)>; MAX_OUTS] = [None; MAX_OUTS];
     let mut used = 0;
     for j in 0..outs.len() {
         let wt = outs[j].w.typ;
@@ -52,11 +58,25 @@ pub fn project(
             continue;
         }
         let arb = k::activation_row_bytes(wt, cols);
-        for t in 0..n {
-            k::quantize_activation(wt, &x[t * cols..(t + 1) * cols], &mut act_q[used + t * arb..used + (t + 1) * arb]);
-        }
         act[j] = used..used + n * arb;
+        quantize[j] = Some((wt, arb));
         used += n * arb;
+    }
+    let rows_q = Disjoint::new(&mut act_q[..used]);
+    let quantize_token = |t: usize| {
+        for (j, q) in quantize.iter().enumerate() {
+            if let Some((wt, arb)) = *q {
+                let at = act[j].start + t * arb;
+                // SAFETY: token t alone writes its row of each activation type.
+                let row = unsafe { rows_q.slice(at..at + arb) };
+                k::quantize_activation(wt, &x[t * cols..(t + 1) * cols], row);
+            }
+        }
+    };
+    if n >= PARALLEL_TOKENS {
+        team.run(n, &quantize_token);
+    } else {
+        (0..n).for_each(quantize_token);
     }
     let act_q = &*act_q;
     let product = |w: &QTensor, rows: std::ops::Range<usize>, a: &[u8], out: &mut [f32]| {
@@ -95,29 +115,20 @@ pub fn project(
         let w = ws[j].unwrap_or_else(|| unreachable!());
         let r0 = (c - first[j]) * chunk;
         let r1 = (r0 + chunk).min(w.rows);
-        // SAFETY: chunk c is the only task writing rows r0..r1 of weight j: directly into its output (n == 1, where
-        // those rows are contiguous), or into its own n * (r1 - r0) values of scratch.
-        let out = unsafe {
-            if n == 1 {
-                direct[j].slice(r0..r1)
-            } else {
-                scratch.slice(n * (row_off[j] + r0)..n * (row_off[j] + r1))
-            }
-        };
-        product(w, r0..r1, &act_q[act[j].clone()], out);
-    });
-    if n > 1 {
-        // SAFETY: the loop above has returned; this is the only piece of scratch alive.
-        let scratch = unsafe { scratch.slice(0..n * total) };
-        for (j, o) in outs.iter_mut().enumerate() {
-            let rows = o.w.rows;
-            for r0 in (0..rows).step_by(chunk) {
-                let r1 = (r0 + chunk).min(rows);
-                let part = &scratch[n * (row_off[j] + r0)..n * (row_off[j] + r1)];
-                for t in 0..n {
-                    o.out[t * rows + r0..t * rows + r1].copy_from_slice(&part[t * (r1 - r0)..(t + 1) * (r1 - r0)]);
-                }
-            }
+        if n == 1 {
+            // SAFETY: chunk c is the only task writing rows r0..r1 of weight j (contiguous for one token).
+            product(w, r0..r1, &act_q[act[j].clone()], unsafe { direct[j].slice(r0..r1) });
+            return;
         }
-    }
+        // Several tokens: the chunk's rows for every token, contiguous in its own n * (r1 - r0) values of scratch,
+        // then copied to columns r0..r1 of each token's output row.
+        // SAFETY: chunk c alone uses this piece of scratch and writes columns r0..r1 of weight j's output.
+        let part = unsafe { scratch.slice(n * (row_off[j] + r0)..n * (row_off[j] + r1)) };
+        product(w, r0..r1, &act_q[act[j].clone()], part);
+        let rows = w.rows;
+        for t in 0..n {
+            let dst = unsafe { direct[j].slice(t * rows + r0..t * rows + r1) };
+            dst.copy_from_slice(&part[t * (r1 - r0)..(t + 1) * (r1 - r0)]);
+        }
+    });
 }

@@ -14,7 +14,8 @@ export const DIST = path.join(REPO, 'pkg', 'dist');
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 // Without the networking flags Chromium keeps calling hosts this closed network refuses (see TOOLCHAIN.md).
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ...(process.env.POCKETLM_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean)];
 
 /** A headless Chromium with a fresh profile (so a fresh IndexedDB), removed again by close(). */
 export async function launchBrowser() {
