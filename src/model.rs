@@ -16,8 +16,15 @@ use pocketlm_simd::{self as k, ops, GgmlType};
 /// Tokens processed together in prefill: weights are streamed once per batch instead of once per token.
 pub const MAX_BATCH: usize = 32;
 
-/// Row chunks per thread of a layer's matrix products: a little slack for a thread that falls behind.
-const CHUNKS_PER_THREAD: usize = 2;
+/// Row chunks per thread of a layer's matrix products: a little slack for a thread that falls behind. Prefill
+/// chunks are long (every chunk does all the batch's tokens), so more of them cost little and even out better.
+fn chunks_per_thread(n: usize) -> usize {
+    if n > 1 {
+        4
+    } else {
+        2
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -477,7 +484,7 @@ impl Model {
             rmsnorm_tokens(team, &mut s.xb, &s.x, n, dim, &l.attn_norm, c.rms_eps);
             mark!(s.profile, Norm);
             let qkv = &mut [Out { w: &l.wq, out: &mut s.q }, Out { w: &l.wk, out: &mut s.k }, Out { w: &l.wv, out: &mut s.v }];
-            project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, qkv, CHUNKS_PER_THREAD);
+            project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, qkv, chunks_per_thread(n));
             add_bias(&mut s.q, &l.bq, n);
             add_bias(&mut s.k, &l.bk, n);
             add_bias(&mut s.v, &l.bv, n);
@@ -553,7 +560,7 @@ impl Model {
             }
             mark!(s.profile, Attention);
             let wo = &mut [Out { w: &l.wo, out: &mut s.xb2 }];
-            project(team, buf, &s.xb[..n * qd], n, &mut s.act_q, &mut s.mm, wo, CHUNKS_PER_THREAD);
+            project(team, buf, &s.xb[..n * qd], n, &mut s.act_q, &mut s.mm, wo, chunks_per_thread(n));
             mark!(s.profile, AttnOut);
             residual_tokens(team, &mut s.x, &mut s.xb2, n, dim, l.post_attn_norm.as_deref(), c.rms_eps);
             mark!(s.profile, Residual);
@@ -562,7 +569,7 @@ impl Model {
             rmsnorm_tokens(team, &mut s.xb, &s.x, n, dim, &l.ffn_norm, c.rms_eps);
             mark!(s.profile, Norm);
             let gate_up = &mut [Out { w: &l.w_gate, out: &mut s.hb }, Out { w: &l.w_up, out: &mut s.hb2 }];
-            project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, gate_up, CHUNKS_PER_THREAD);
+            project(team, buf, &s.xb[..n * dim], n, &mut s.act_q, &mut s.mm, gate_up, chunks_per_thread(n));
             mark!(s.profile, GateUp);
             let (gate, up) = (Disjoint::new(&mut s.hb), &s.hb2);
             per_token(team, n, &|t| {
@@ -575,7 +582,7 @@ impl Model {
             });
             mark!(s.profile, Activation);
             let down = &mut [Out { w: &l.w_down, out: &mut s.xb2 }];
-            project(team, buf, &s.hb[..n * ffn], n, &mut s.act_q, &mut s.mm, down, CHUNKS_PER_THREAD);
+            project(team, buf, &s.hb[..n * ffn], n, &mut s.act_q, &mut s.mm, down, chunks_per_thread(n));
             mark!(s.profile, Down);
             residual_tokens(team, &mut s.x, &mut s.xb2, n, dim, l.post_ffn_norm.as_deref(), c.rms_eps);
             mark!(s.profile, Residual);
