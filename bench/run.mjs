@@ -136,9 +136,14 @@ function enginePkg(engine) {
   return dir ? `/${dir.replace(/^\/+|\/+$/g, '')}/` : '/pkg/dist/';
 }
 
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1000);
+
 async function gotoBench(page, origin, engine = 'pocketlm') {
   await page.goto(`${origin}/bench/index.html?pkg=${enginePkg(engine)}&wllama=/wllama/`);
   await page.waitForFunction(() => /** @type {any} */ (window).benchReady === true);
+  // A second for what the previous run left to finish (its workers' teardown, freeing its wasm memory): on a
+  // 2-core machine that work takes a core from the next run, and a 2-thread run loses most.
+  await page.waitForTimeout(SETTLE_MS);
 }
 
 /**
