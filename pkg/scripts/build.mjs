@@ -80,8 +80,28 @@ function copyWasmBuild(name, from, to) {
   // Inline JS from #[wasm_bindgen(inline_js)] and wasm-bindgen-rayon's worker helpers live in snippets/.
   if (fs.existsSync(path.join(from, 'snippets'))) {
     fs.cpSync(path.join(from, 'snippets'), path.join(to, 'snippets'), { recursive: true });
+    patchRayonWorkerInit(path.join(to, 'snippets'));
   }
   return fs.statSync(path.join(to, 'pocketlm_bg.wasm')).size;
+}
+
+/**
+ * wasm-bindgen-rayon 1.3.0's bundler-free worker helper starts each thread's module with
+ * `pkg.default(data.module, data.memory)`, the two-argument form that wasm-bindgen (>= 0.2.93) deprecated: every
+ * helper thread then logs "using deprecated parameters for the initialization function" in the page's console.
+ * Rewritten to the one-object form, which passes the same module and memory. A helper file with neither form is an
+ * error, so an upgrade of the crate that changes it is noticed here rather than shipped unchecked.
+ */
+function patchRayonWorkerInit(snippets) {
+  const files = fs.readdirSync(snippets, { recursive: true }).map(String)
+    .filter((f) => /workerHelpers[^/]*\.js$/.test(f)).map((f) => path.join(snippets, f));
+  for (const f of files) {
+    const js = fs.readFileSync(f, 'utf8');
+    const positional = 'await pkg.default(data.module, data.memory);';
+    const object = 'await pkg.default({ module_or_path: data.module, memory: data.memory });';
+    if (js.includes(positional)) fs.writeFileSync(f, js.replace(positional, object));
+    else if (!js.includes(object)) fail(`${f}: wasm-bindgen-rayon's worker start-up changed; check its init call`);
+  }
 }
 
 function build(opts) {

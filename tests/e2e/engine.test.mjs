@@ -138,6 +138,11 @@ if (reason && REQUIRED) {
         const fx = fs.existsSync(FIXTURE) ? JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) : null;
         const iso = await new TestServer({ isolation: true }).start();
         const p2 = await openPage(browser.context, iso.origin);
+        // Warnings too (the page and its workers, the helper threads included): a threads page should log nothing.
+        const warnings = [];
+        p2.on('console', (m) => {
+          if (m.type() === 'warning') warnings.push(m.text());
+        });
         try {
           const out = await p2.evaluate(async ([url, prompt, opts, f]) => {
             const r = await window.load(url, { threads: 2 }, 'mt');
@@ -160,6 +165,7 @@ if (reason && REQUIRED) {
           if (fx) assert.equal(out.fixtureText, fx.text); // the native CLI's
           else if (REQUIRED) assert.fail(`greedy reference ${FIXTURE} is missing`);
           assert.deepEqual(p2.problems, []);
+          assert.deepEqual(warnings, []);
         } finally {
           await p2.close();
           await iso.stop();
