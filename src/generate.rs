@@ -175,7 +175,8 @@ impl Engine {
             architecture: c.arch.clone(),
             name: gguf.opt_str("general.name")?.unwrap_or("").to_string(),
             parameters: gguf.tensors.iter().map(|t| t.n_elements()).sum(),
-            quantization: counts.first().map(|(t, _)| t.name().to_string()).unwrap_or_default(),
+            // Informative only: a file_type of the wrong kind is ignored, not an error.
+            quantization: crate::model::quantization_label(gguf.opt_u64("general.file_type").ok().flatten(), &counts),
             file_bytes: buf.len() as u64,
             context_size: context,
             train_context: c.train_context,

@@ -300,6 +300,46 @@ impl Weights {
     }
 }
 
+/// The name of a GGUF `general.file_type` (llama.cpp's `llama_ftype`: "Q4_K_M", "Q8_0", ...) and the weight type
+/// that mostly carries it; `None` for values not listed.
+fn file_type(ftype: u64) -> Option<(&'static str, GgmlType)> {
+    use GgmlType::*;
+    Some(match ftype {
+        0 => ("F32", F32),
+        1 => ("F16", F16),
+        2 => ("Q4_0", Q4_0),
+        3 => ("Q4_1", Q4_1),
+        7 => ("Q8_0", Q8_0),
+        8 => ("Q5_0", Q5_0),
+        9 => ("Q5_1", Q5_1),
+        10 => ("Q2_K", Q2_K),
+        11 => ("Q3_K_S", Q3_K),
+        12 => ("Q3_K_M", Q3_K),
+        13 => ("Q3_K_L", Q3_K),
+        14 => ("Q4_K_S", Q4_K),
+        15 => ("Q4_K_M", Q4_K),
+        16 => ("Q5_K_S", Q5_K),
+        17 => ("Q5_K_M", Q5_K),
+        18 => ("Q6_K", Q6_K),
+        21 => ("Q2_K_S", Q2_K),
+        32 => ("BF16", BF16),
+        _ => return None,
+    })
+}
+
+/// What `info().quantization` says of a model: the file's `general.file_type` name (a mix such as Q4_K_M has
+/// tensors of several types, the most numerous of which need not be Q4_K) when the layers' weights do have its main
+/// type; otherwise (no key, an unknown value, or one the tensors contradict, as in files written by tools that set
+/// it to F16 whatever they store) the type of the most layer weights.
+pub fn quantization_label(ftype: Option<u64>, counts: &[(GgmlType, usize)]) -> String {
+    if let Some((name, main)) = ftype.and_then(file_type) {
+        if counts.iter().any(|&(t, _)| t == main) {
+            return name.to_string();
+        }
+    }
+    counts.first().map(|(t, _)| t.name().to_string()).unwrap_or_default()
+}
+
 /// Allocate a zeroed f32 buffer, failing with a clear error instead of aborting when memory is short.
 fn alloc_f32(n: usize, what: &str) -> Result<Vec<f32>> {
     let mut v = Vec::new();
@@ -684,4 +724,22 @@ fn attend_token(team: &Team, c: &Config, q: &[f32], keys: &[f32], values: &[f32]
             ops::attn_values(&probs[h * ctx..h * ctx + len], &values[kh * hd + d * cols..], kvd, o);
         }
     });
+}
+
+#[cfg(test)]
+mod quantization_label_tests {
+    use super::quantization_label;
+    use pocketlm_simd::GgmlType::*;
+
+    #[test]
+    fn file_type_when_the_weights_have_its_type_else_the_most_numerous() {
+        let mix = [(Q5_0, 90), (Q4_K, 60), (Q8_0, 30), (Q6_K, 16)];
+        assert_eq!(quantization_label(Some(15), &mix), "Q4_K_M");
+        assert_eq!(quantization_label(None, &mix), "Q5_0");
+        assert_eq!(quantization_label(Some(9999), &mix), "Q5_0");
+        // A writer that says "mostly F16" over Q8_0 tensors is not believed.
+        assert_eq!(quantization_label(Some(1), &[(Q8_0, 10)]), "Q8_0");
+        assert_eq!(quantization_label(Some(1), &[(F16, 10), (F32, 2)]), "F16");
+        assert_eq!(quantization_label(Some(3), &[]), "");
+    }
 }

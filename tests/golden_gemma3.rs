@@ -112,3 +112,14 @@ fn unsupported_architectures_are_named() {
         }
     }
 }
+
+/// `info.quantization` names the file's type (general.file_type 15 = Q4_K_M), not the type of the most tensors
+/// (Q5_0 here); the SmolLM2 file's Q4_1 and a requantized variant's own type likewise.
+#[test]
+fn info_names_the_files_quantization() {
+    use pocketlm::generate::Engine;
+    for (file, want) in [(common::GEMMA3, "Q4_K_M"), ("SmolLM2-135M-Instruct.Q4_1.gguf", "Q4_1"), ("SmolLM2-135M-Instruct.Q8_0.gguf", "Q8_0")] {
+        let e = Engine::from_bytes(std::fs::read(common::model_path(file)).unwrap(), 64).unwrap();
+        assert_eq!(e.info.quantization, want, "{file}");
+    }
+}
