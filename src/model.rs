@@ -364,7 +364,7 @@ pub struct State {
     hb: Vec<f32>,     // (MAX_BATCH, ffn) gate
     hb2: Vec<f32>,    // (MAX_BATCH, ffn) up
     att: Vec<f32>,    // (n_heads, context) attention scores, one row per head (heads run in parallel)
-    rope_cs: Vec<f32>, // (MAX_BATCH, n_rot) cos/sin of each position's RoPE angles, shared by its heads
+    rope_cs: Vec<f32>, // (2, MAX_BATCH, n_rot) cos/sin of each position's RoPE angles (global, local base), shared by every head and layer
     act_q: Vec<u8>,   // (MAX_OUTS, MAX_BATCH, activation_row_bytes(max width)) quantized activations
     mm: Vec<f32>,     // (MAX_BATCH, max(q_dim + 2 kv_dim, 2 ffn, dim)) row chunks of parallel products
     key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
@@ -401,7 +401,7 @@ impl State {
             hb: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             hb2: alloc_f32(MAX_BATCH * c.ffn_dim, "FFN activations")?,
             att: alloc_f32(att, "attention scores")?,
-            rope_cs: alloc_f32(MAX_BATCH * c.n_rot, "RoPE angles")?,
+            rope_cs: alloc_f32(2 * MAX_BATCH * c.n_rot, "RoPE angles")?,
             act_q,
             mm: alloc_f32(MAX_BATCH * mm_rows, "activations")?,
             key_cache: alloc_f32(kv, "the KV cache")?,
@@ -520,6 +520,19 @@ impl Model {
             }
         }
         mark!(s.profile, Embed);
+        // RoPE angles depend on the position and base only: once per token for every layer and head (the local base
+        // too when some layers slide), not once per layer.
+        let nr = c.n_rot;
+        let bases: &[f32] = if c.sliding_window > 0 { &[c.rope_base, c.rope_base_local] } else { &[c.rope_base] };
+        let cs = Disjoint::new(&mut s.rope_cs);
+        per_token(team, n, &|t| {
+            for (b, &base) in bases.iter().enumerate() {
+                let at = (b * MAX_BATCH + t) * nr;
+                // SAFETY: token t alone writes its rows of the tables.
+                ops::rope_angles(unsafe { cs.slice(at..at + nr) }, nr, pos + t, base, c.rope_freq_scale);
+            }
+        });
+        mark!(s.profile, Rope);
 
         for (li, l) in w.layers.iter().enumerate() {
             // --- attention
@@ -533,18 +546,15 @@ impl Model {
             mark!(s.profile, Qkv);
 
             let sliding = c.is_sliding(li);
-            let base = if sliding { c.rope_base_local } else { c.rope_base };
-            let (nr, ctx) = (c.n_rot, s.context);
-            let (q, k, cs) = (Disjoint::new(&mut s.q), Disjoint::new(&mut s.k), Disjoint::new(&mut s.rope_cs));
+            let ctx = s.context;
+            let tables = &s.rope_cs[if sliding { MAX_BATCH * nr } else { 0 }..];
+            let (q, k) = (Disjoint::new(&mut s.q), Disjoint::new(&mut s.k));
             let (kc, vc, v) = (Disjoint::new(&mut s.key_cache), Disjoint::new(&mut s.value_cache), &s.v);
             per_token(team, n, &|t| {
                 let p = pos + t;
-                // SAFETY: token t alone uses its rows of q, k, the angle table and its cache rows (position p).
-                let (q, k, cs) = unsafe {
-                    (q.slice(t * qd..(t + 1) * qd), k.slice(t * kvd..(t + 1) * kvd), cs.slice(t * nr..(t + 1) * nr))
-                };
-                // The angles depend on the position and base only: once per token, for every head.
-                ops::rope_angles(cs, nr, p, base, c.rope_freq_scale);
+                // SAFETY: token t alone uses its rows of q, k and its cache rows (position p).
+                let (q, k) = unsafe { (q.slice(t * qd..(t + 1) * qd), k.slice(t * kvd..(t + 1) * kvd)) };
+                let cs = &tables[t * nr..(t + 1) * nr];
                 for h in q.chunks_exact_mut(hd) {
                     if let Some(qn) = &l.q_norm {
                         ops::rmsnorm_inplace(h, qn, c.rms_eps);
