@@ -137,13 +137,51 @@ function enginePkg(engine) {
 }
 
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1000);
+/** Longest wait for an idle machine before a measurement (see waitIdle). */
+const IDLE_MAX_MS = Number(process.env.BENCH_IDLE_MAX_MS ?? 30000);
+
+/** Busy and total CPU time of the whole machine so far (Linux /proc/stat, in clock ticks), or null elsewhere. */
+function cpuTimes() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    // busy: all but idle and iowait; steal: time the hypervisor gave this VM's cores to others.
+    return { busy: total - f[3] - (f[4] ?? 0), total, steal: f[7] ?? 0 };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits at least `minMs`, then until the machine is idle: two 250 ms windows in a row with all cores together
+ * less than 10% busy (at most IDLE_MAX_MS). A guard, not a cure: the browser may keep working after what a run
+ * awaited (workers torn down, wasm optimized in the background, the cold loads' ~200 MB written to IndexedDB and
+ * OPFS), and on a 2-core machine any such work takes a core from a 2-thread measurement. In the runs measured so
+ * far the machine was idle within the fixed pauses (idleWaitMs ~500, the two windows), including the sporadic
+ * slow 2-thread runs. Returns the milliseconds waited beyond `minMs`.
+ */
+async function waitIdle(page, minMs) {
+  await page.waitForTimeout(minMs);
+  const t0 = Date.now();
+  let quiet = 0;
+  let prev = cpuTimes();
+  if (!prev) return 0;
+  while (quiet < 2 && Date.now() - t0 < IDLE_MAX_MS) {
+    await page.waitForTimeout(250);
+    const now = cpuTimes();
+    const busy = (now.busy - prev.busy) / Math.max(1, now.total - prev.total);
+    quiet = busy < 0.1 ? quiet + 1 : 0;
+    prev = now;
+  }
+  return Date.now() - t0;
+}
 
 async function gotoBench(page, origin, engine = 'pocketlm') {
   await page.goto(`${origin}/bench/index.html?pkg=${enginePkg(engine)}&wllama=/wllama/`);
   await page.waitForFunction(() => /** @type {any} */ (window).benchReady === true);
-  // A second for what the previous run left to finish (its workers' teardown, freeing its wasm memory): on a
-  // 2-core machine that work takes a core from the next run, and a 2-thread run loses most.
-  await page.waitForTimeout(SETTLE_MS);
+  // What the previous run left to finish (its workers' teardown, freeing its wasm memory; after the cold loads,
+  // the browser's storage work): on a 2-core machine that work takes a core from the next run.
+  return waitIdle(page, SETTLE_MS);
 }
 
 /**
@@ -155,21 +193,24 @@ async function gotoBench(page, origin, engine = 'pocketlm') {
 async function warmUp(page) {
   await page.evaluate(() => window.bench.generate({
     prompt: 'Warm-up: one, two, three, four, five, six, seven, eight, nine, ten. Now the colours:', tokens: 32 }));
-  await page.waitForTimeout(500);
+  return waitIdle(page, 500);
 }
 
 /** One measured run of one engine: warm load, memory, prompt token count, warm-up, measured generation. */
 async function runOnce(page, origin, engine, threads, modelUrl, opts) {
-  await gotoBench(page, origin, engine);
+  const idleBeforeLoadMs = await gotoBench(page, origin, engine);
   const loadavg = load();
   const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
     [engineKind(engine), { modelUrl, contextSize: opts.ctx, threads }]);
   const mem = await wasmMemory(page);
   const tokenizerCount = await page.evaluate((p) => window.bench.promptTokens(p), PROMPT);
-  await warmUp(page);
+  const idleBeforeGenerateMs = await warmUp(page);
+  const cpu0 = cpuTimes();
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n }), [PROMPT, opts.tokens]);
+  const cpu1 = cpuTimes();
   const memAfter = await wasmMemory(page);
   await page.evaluate(() => window.bench.unload());
+  const ticks = cpu0 && cpu1 ? cpu1.total - cpu0.total : 0;
   return {
     engine: `${engine} ${threads}T`,
     threads,
@@ -190,6 +231,12 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
     textHead: g.text.slice(0, 60),
     text: g.text,
     loadavg,
+    // Waits for an idle machine (beyond the fixed pauses) before the warm load and before the measured generation.
+    idleWaitMs: [idleBeforeLoadMs, idleBeforeGenerateMs],
+    // The whole machine during the measured generation: cores busy (2 = both cores all the time) and stolen by
+    // the hypervisor, in cores' worth.
+    cpuDuringGenerate: ticks ? { busyCores: round((cpu1.busy - cpu0.busy) / ticks * os.cpus().length, 2),
+      stolenCores: round((cpu1.steal - cpu0.steal) / ticks * os.cpus().length, 3) } : null,
   };
 }
 
