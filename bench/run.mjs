@@ -153,6 +153,52 @@ function cpuTimes() {
 }
 
 /**
+ * CPU time (clock ticks) of every thread on the machine so far, by "process/thread" name (Linux /proc; the
+ * browser's processes and threads are named, e.g. "chromium/DedicatedWorker", "chromium/ThreadPoolForeg"); null
+ * elsewhere. Threads of one name are summed.
+ */
+function threadTimes() {
+  const out = new Map();
+  let pids;
+  try {
+    pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  for (const pid of pids) {
+    let comm = '?';
+    let tids = [];
+    try {
+      comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        const key = `${comm}/${name}`;
+        out.set(key, (out.get(key) ?? 0) + Number(f[11]) + Number(f[12])); // utime + stime
+      } catch {
+        // thread ended
+      }
+    }
+  }
+  return out;
+}
+
+/** The threads that used the most CPU between two threadTimes() readings, in cores' worth over `ms`. */
+function topThreads(before, after, ms, n = 6) {
+  if (!before || !after || ms <= 0) return null;
+  const hz = 100; // USER_HZ on Linux
+  return [...after].map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / hz / (ms / 1000)])
+    .filter(([, c]) => c >= 0.01).sort((a, b) => b[1] - a[1]).slice(0, n)
+    .map(([k, c]) => `${k} ${c.toFixed(2)}`);
+}
+
+/**
  * Waits at least `minMs`, then until the machine is idle: two 250 ms windows in a row with all cores together
  * less than 10% busy (at most IDLE_MAX_MS). A guard, not a cure: the browser may keep working after what a run
  * awaited (workers torn down, wasm optimized in the background, the cold loads' ~200 MB written to IndexedDB and
@@ -206,8 +252,12 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
   const tokenizerCount = await page.evaluate((p) => window.bench.promptTokens(p), PROMPT);
   const idleBeforeGenerateMs = await warmUp(page);
   const cpu0 = cpuTimes();
+  const thr0 = threadTimes();
+  const tg = Date.now();
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n }), [PROMPT, opts.tokens]);
+  const genMs = Date.now() - tg;
   const cpu1 = cpuTimes();
+  const thr1 = threadTimes();
   const memAfter = await wasmMemory(page);
   await page.evaluate(() => window.bench.unload());
   const ticks = cpu0 && cpu1 ? cpu1.total - cpu0.total : 0;
@@ -236,7 +286,8 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
     // The whole machine during the measured generation: cores busy (2 = both cores all the time) and stolen by
     // the hypervisor, in cores' worth.
     cpuDuringGenerate: ticks ? { busyCores: round((cpu1.busy - cpu0.busy) / ticks * os.cpus().length, 2),
-      stolenCores: round((cpu1.steal - cpu0.steal) / ticks * os.cpus().length, 3) } : null,
+      stolenCores: round((cpu1.steal - cpu0.steal) / ticks * os.cpus().length, 3),
+      threads: topThreads(thr0, thr1, genMs) } : null,
   };
 }
 
