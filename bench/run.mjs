@@ -199,6 +199,21 @@ function topThreads(before, after, ms, n = 6) {
 }
 
 /**
+ * Writes the machine's dirty pages to disk now (`sync`). The cold loads put ~200 MB into the browser's IndexedDB and
+ * OPFS files; the kernel flushes dirty pages some 30 s after they were written, which lands in the first measured
+ * runs: kernel writeback threads (kworker ... writeback / ext4-rsv-conversion) were seen there with 0.1-0.25
+ * cores' worth during a generation (the `threads` figure). Whether this is what made some early 2-thread runs slow
+ * is not established. Where `sync` does not exist, nothing.
+ */
+function flushWrites() {
+  try {
+    execFileSync('sync', { stdio: 'ignore', timeout: 60000 });
+  } catch {
+    // not available: nothing to do
+  }
+}
+
+/**
  * Waits at least `minMs`, then until the machine is idle: two 250 ms windows in a row with all cores together
  * less than 10% busy (at most IDLE_MAX_MS). A guard, not a cure: the browser may keep working after what a run
  * awaited (workers torn down, wasm optimized in the background, the cold loads' ~200 MB written to IndexedDB and
@@ -208,6 +223,7 @@ function topThreads(before, after, ms, n = 6) {
  */
 async function waitIdle(page, minMs) {
   await page.waitForTimeout(minMs);
+  flushWrites();
   const t0 = Date.now();
   let quiet = 0;
   let prev = cpuTimes();
