@@ -11,4 +11,6 @@ mkdir -p target/bench
 if [ ! -x target/bench/bandwidth ] || [ bench/bandwidth.rs -nt target/bench/bandwidth ]; then
   rustc -C opt-level=3 -o target/bench/bandwidth bench/bandwidth.rs
 fi
-exec node bench/run.mjs "$@"
+node bench/run.mjs "$@"
+# Structured output: constrained vs free decode, trie build, mask time (its own page; default models).
+node bench/structured.mjs
