@@ -17,7 +17,10 @@ use llguidance::toktrie::{InferenceCapabilities, TokEnv, TokRxInfo, TokTrie, Tok
 use llguidance::{Matcher, ParserFactory};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Compiled formats [`Grammars`] keeps for reuse.
+const COMPILED_KEPT: usize = 8;
 
 /// What the output must be. JSON form (package option `responseFormat`, CLI flags):
 /// `{"type": "json_schema", "schema": {...}}`, `{"type": "json_object"}`, `{"type": "regex", "pattern": "..."}`,
@@ -58,9 +61,12 @@ impl ResponseFormat {
                         short_json(schema)
                     )));
                 };
-                let mut map = map.clone();
-                map.entry("x-guidance").or_insert_with(json_layout);
-                TopLevelGrammar::from_json_schema(Value::Object(map))
+                let mut schema = Value::Object(map.clone());
+                ecma_patterns(&mut schema);
+                if let Value::Object(map) = &mut schema {
+                    map.entry("x-guidance").or_insert_with(json_layout);
+                }
+                TopLevelGrammar::from_json_schema(schema)
             }
             ResponseFormat::JsonObject => {
                 TopLevelGrammar::from_json_schema(serde_json::json!({"type": "object", "x-guidance": json_layout()}))
@@ -74,7 +80,7 @@ impl ResponseFormat {
                     Some(q) if !q.ends_with('\\') => q,
                     _ => p,
                 };
-                TopLevelGrammar::from_regex(p)
+                TopLevelGrammar::from_regex(&ecma_classes(p))
             }
             ResponseFormat::Grammar { lark } => {
                 if lark.trim().is_empty() {
@@ -92,6 +98,71 @@ impl ResponseFormat {
             ResponseFormat::Regex { .. } => "regex",
             ResponseFormat::Grammar { .. } => "grammar",
         }
+    }
+}
+
+/// `\d`, `\w` (and `\D`, `\W`) as ECMAScript defines them, ASCII only (`[0-9]`, `[A-Za-z0-9_]`), for the Rust
+/// regex syntax llguidance reads, where they are Unicode classes (`\d` would allow '٣' or '🯸'). JSON Schema's
+/// `pattern` is ECMA-262 too, and a JS RegExp's `\d` never matches those, so a page checking the output with its own
+/// RegExp or a validator (ajv) would reject it.
+pub fn ecma_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut in_class = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('d') => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
+                Some('w') => out.push_str(if in_class { "A-Za-z0-9_" } else { "[A-Za-z0-9_]" }),
+                Some('D') if !in_class => out.push_str("[^0-9]"),
+                Some('W') if !in_class => out.push_str("[^A-Za-z0-9_]"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A ']' right after '[' or '[^' is a literal.
+                let rest = chars.as_str();
+                let lead = if rest.starts_with('^') { 1 } else { 0 };
+                if rest[lead..].starts_with(']') {
+                    out.push_str(&rest[..lead + 1]);
+                    chars = rest[lead + 1..].chars();
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`ecma_classes`] on every `pattern` and `patternProperties` key of a schema.
+fn ecma_patterns(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                match (k.as_str(), item) {
+                    ("pattern", Value::String(p)) => *p = ecma_classes(p),
+                    ("patternProperties", Value::Object(props)) => {
+                        let old = std::mem::take(props);
+                        for (key, mut sub) in old {
+                            ecma_patterns(&mut sub);
+                            props.insert(ecma_classes(&key), sub);
+                        }
+                    }
+                    (_, item) => ecma_patterns(item),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(ecma_patterns),
+        _ => {}
     }
 }
 
@@ -129,6 +200,10 @@ impl TokenizerEnv for VocabEnv {
 /// vocabulary). Built once, on the first constrained generation; every [`Constraint`] borrows it.
 pub struct Grammars {
     factory: Arc<ParserFactory>,
+    /// The last few compiled formats (key: their JSON form), most recent last. A generation runs on a clone, which
+    /// shares the lexer's lazily built automaton with the cached one: an app that asks for the same schema again
+    /// skips compiling it and finds its lexer states already built (cold masks cost several times warm ones).
+    compiled: Mutex<Vec<(String, Matcher)>>,
     /// Time to build the trie and the factory.
     pub build_ms: f64,
 }
@@ -176,13 +251,21 @@ impl Grammars {
         let mut factory = ParserFactory::new(&env, caps, &slices)
             .map_err(|e| Error::Internal(format!("grammar engine setup: {e}")))?;
         factory.quiet();
-        Ok(Grammars { factory: Arc::new(factory), build_ms: now_ms() - t0 })
+        Ok(Grammars { factory: Arc::new(factory), compiled: Mutex::new(Vec::new()), build_ms: now_ms() - t0 })
     }
 
     /// A fresh constraint for one generation. An invalid or unsupported schema, regex or grammar is an
     /// [`Error::InvalidArgument`] naming the format and llguidance's reason (which names the construct).
     pub fn constraint(&self, format: &ResponseFormat) -> Result<Constraint> {
         let t0 = now_ms();
+        let key = format.to_json();
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = compiled.iter().position(|(k, _)| *k == key) {
+            let entry = compiled.remove(i);
+            let matcher = entry.1.clone();
+            compiled.push(entry);
+            return Ok(Constraint { matcher, compile_ms: now_ms() - t0, mask_ms: Vec::new(), forced: 0 });
+        }
         let grammar = format.grammar()?;
         let parser = self
             .factory
@@ -192,6 +275,10 @@ impl Grammars {
         if let Some(e) = matcher.get_error() {
             return Err(Error::InvalidArgument(format!("responseFormat {}: {}", format.kind(), first_line(&e))));
         }
+        if compiled.len() >= COMPILED_KEPT {
+            compiled.remove(0);
+        }
+        compiled.push((key, matcher.clone()));
         Ok(Constraint { matcher, compile_ms: now_ms() - t0, mask_ms: Vec::new(), forced: 0 })
     }
 }
@@ -278,5 +365,23 @@ impl Constraint {
 
     fn failure(&self, e: impl std::fmt::Display) -> Error {
         Error::Internal(format!("grammar: {}", first_line(&e.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecma_classes_are_ascii() {
+        assert_eq!(ecma_classes(r"\d{4}-\d\d"), "[0-9]{4}-[0-9][0-9]");
+        assert_eq!(ecma_classes(r"[\d.]+\w\W\D"), "[0-9.]+[A-Za-z0-9_][^A-Za-z0-9_][^0-9]");
+        assert_eq!(ecma_classes(r"\\d[]\d]\s"), r"\\d[]0-9]\s");
+        assert_eq!(ecma_classes(r"[^]\w]"), "[^]A-Za-z0-9_]");
+        let mut schema = serde_json::json!({"properties": {"a": {"pattern": "^\\d+$"}},
+            "patternProperties": {"^\\w$": {"pattern": "\\d"}}});
+        ecma_patterns(&mut schema);
+        assert_eq!(schema["properties"]["a"]["pattern"], "^[0-9]+$");
+        assert_eq!(schema["patternProperties"]["^[A-Za-z0-9_]$"]["pattern"], "[0-9]");
     }
 }
