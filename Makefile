@@ -18,13 +18,14 @@ THREADS_FLAGS := -C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd1
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 WASM_OPT := node_modules/.bin/wasm-opt
 
-.PHONY: help setup models fixtures test test-host test-wasm test-e2e wasm pkg demo cli bench bench-kernels
+.PHONY: help setup models fixtures synthetic test test-full test-host test-wasm test-e2e wasm pkg demo cli bench bench-kernels
 
 help:
 	@echo "make demo   - set up, fetch the default model, build the package and serve the demo"
 	@echo "make test   - set up and run every test suite (host, wasm in Chromium, end-to-end)"
 	@echo "make bench  - pocketlm vs wllama in headless Chromium + native CLI + bandwidth bound (BENCH_ARGS=...)"
-	@echo "make setup | models | fixtures | wasm | pkg | cli | bench-kernels"
+	@echo "make test-full - make test, then the 1B-class synthetic files in Chromium (minutes: GBs through IndexedDB)"
+	@echo "make setup | models | fixtures | synthetic | wasm | pkg | cli | bench-kernels"
 
 setup:
 	@bash scripts/setup.sh
@@ -34,6 +35,11 @@ models: setup
 
 fixtures: setup models
 	@bash scripts/fixtures.sh
+
+# Random-weight files with the exact shapes of Llama-3.2-1B (Q4_0, Q8_0) and Qwen2.5-0.5B (Q8_0), into the models
+# directory (scripts/make_synthetic.py; skipped when up to date).
+synthetic: setup models
+	@$(or $(POCKETLM_VENV),$(CURDIR)/.venv)/bin/python scripts/make_synthetic.py $(MODELS)
 
 cli:
 	cargo build --release --bin pocketlm
@@ -67,6 +73,10 @@ test: setup models fixtures
 	$(MAKE) --no-print-directory test-host
 	$(MAKE) --no-print-directory test-wasm
 	$(MAKE) --no-print-directory test-e2e
+
+# Everything in `make test` plus the 1B-class files loaded and run in Chromium (tests/e2e/big_models.test.mjs).
+test-full: test synthetic
+	POCKETLM_E2E_ENGINE=1 POCKETLM_E2E_BIG=1 node --test --test-concurrency=1 tests/e2e/big_models.test.mjs
 
 test-host:
 	cargo test --workspace

@@ -20,6 +20,9 @@ pub enum Error {
     WrongType { key: String, expected: &'static str },
     #[error("missing tensor '{0}'")]
     MissingTensor(String),
+    /// A tensor the model loader does not read: running without it would compute some other model.
+    #[error("tensor '{name}' is not part of pocketlm's {arch} model (running without it would give wrong results)")]
+    UnknownTensor { name: String, arch: String },
     #[error("tensor '{name}' has shape {got:?}, expected {expected:?}")]
     BadShape { name: String, got: Vec<u64>, expected: Vec<u64> },
     #[error("the prompt needs {needed} tokens but the context holds {context}: shorten the prompt or load with a larger contextSize")]
@@ -45,7 +48,7 @@ impl Error {
         match self {
             Error::Format(_) | Error::MissingKey(_) | Error::WrongType { .. } | Error::MissingTensor(_)
             | Error::BadShape { .. } => "format",
-            Error::Unsupported(_) | Error::UnsupportedTensorType { .. } => "unsupported",
+            Error::Unsupported(_) | Error::UnsupportedTensorType { .. } | Error::UnknownTensor { .. } => "unsupported",
             Error::ContextOverflow { .. } => "context-overflow",
             Error::Tokenizer(_) => "tokenizer",
             Error::Template(_) => "template",

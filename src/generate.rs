@@ -149,7 +149,8 @@ pub struct Header {
 impl Header {
     /// `gguf` parsed from the first bytes of a file of `file_len` bytes ([`Gguf::parse_header`]).
     pub fn new(gguf: Gguf, file_len: u64) -> Result<Header> {
-        crate::model::Config::from_gguf(&gguf)?; // unknown architectures and bad hyperparameters fail here
+        // Unknown architectures, bad hyperparameters and unknown, missing or misshapen tensors fail here.
+        crate::model::Model::check_header(&gguf)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
         let chat = ChatTemplate::from_gguf(&gguf, &tokenizer).map_err(|e| e.to_string());
         Ok(Header { gguf, file_len, tokenizer, chat })

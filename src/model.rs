@@ -1,8 +1,12 @@
 //! The transformer: config from GGUF metadata, weights as views into the model buffer, and the forward pass.
 //!
-//! One config-driven decoder covers the llama family (llama, and the knobs qwen2/qwen3/gemma3 need: QKV bias,
-//! QK-norm, post-norms, GELU, embedding scale, NEOX RoPE, sliding-window layers). All buffers are allocated once in
-//! [`State`]; `forward` allocates nothing.
+//! One config-driven decoder covers the llama family (llama, and the knobs qwen2/qwen3/gemma3/phi3 need: QKV bias,
+//! QK-norm, post-norms, GELU, embedding scale, NEOX RoPE, RoPE frequency factors, sliding-window layers, fused
+//! QKV and gate/up matrices). All buffers are allocated once in [`State`]; `forward` allocates nothing.
+//!
+//! Every tensor of the file must be read by the loader ([`TensorReader`]): a tensor it does not know (Llama 3's
+//! `rope_freqs` before it was read, a bias, an extra norm) changes the model, and running without it would give
+//! wrong text with no error, so such a file is refused naming the tensor.
 
 use crate::gguf::Gguf;
 use crate::mark;
@@ -12,6 +16,7 @@ use crate::project::{project, Out, MAX_OUTS, PARALLEL_TOKENS};
 use crate::tensor::QTensor;
 use crate::{Error, Result};
 use pocketlm_simd::{self as k, ops, GgmlType};
+use std::collections::HashSet;
 
 /// Tokens processed together in prefill: weights are streamed once per batch instead of once per token.
 pub const MAX_BATCH: usize = 32;
@@ -49,6 +54,11 @@ pub struct Config {
     /// RoPE base of sliding-window layers (gemma3); equals `rope_base` elsewhere.
     pub rope_base_local: f32,
     pub rope_freq_scale: f32,
+    /// Multiplies RoPE's cos and sin (`rope.scaling.attn_factor`, Phi-3 LongRoPE's attention factor; 1 elsewhere).
+    pub rope_attn_factor: f32,
+    /// `rope.scaling.original_context_length`: with LongRoPE factors, a context longer than this uses the long
+    /// factors, else the short ones (llama.cpp's rule; 0 when the file has no such key).
+    pub rope_orig_context: usize,
     /// Dimensions of each head that RoPE rotates.
     pub n_rot: usize,
     /// NEOX layout rotates (i, i + n_rot/2); the "normal" llama layout rotates (2i, 2i+1).
@@ -60,7 +70,7 @@ pub struct Config {
     pub attn_scale: f32,
     /// Sliding attention window for local layers, 0 = every layer global.
     pub sliding_window: usize,
-    /// Every `sliding_pattern`-th layer (1-based) is global when `sliding_window > 0`.
+    /// Every `sliding_pattern`-th layer (1-based) is global when `sliding_window > 0`; 0: every layer slides.
     pub sliding_pattern: usize,
 }
 
@@ -82,9 +92,12 @@ impl Config {
             // Qwen 2 / 2.5 (Q/K/V biases) and Qwen 3 (per-head Q/K RMSNorm, head_dim = key_length): the llama
             // decoder with NEOX RoPE (checked on tiny random-weight files against scripts/reference/qwen_ref.py).
             "qwen2" | "qwen3" => (true, Activation::Silu, false),
+            // Phi-3: the llama decoder with NEOX RoPE, fused QKV and gate/up matrices, LongRoPE factors when the
+            // file has them, and a sliding window over every layer (checked against scripts/reference/phi3_ref.py).
+            "phi3" => (true, Activation::Silu, false),
             other => {
                 return Err(Error::Unsupported(format!(
-                    "model architecture '{other}' (pocketlm runs: llama, gemma3, qwen2, qwen3)"
+                    "model architecture '{other}' (pocketlm runs: llama, gemma3, qwen2, qwen3, phi3)"
                 )))
             }
         };
@@ -135,8 +148,13 @@ impl Config {
             Some("linear") => 1.0 / g.arch_f32("rope.scaling.factor")?.unwrap_or(1.0),
             Some(other) => return Err(Error::Unsupported(format!("RoPE scaling type '{other}'"))),
         };
+        let rope_attn_factor = g.arch_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
+        let rope_orig_context = g.arch_u64("rope.scaling.original_context_length")?.unwrap_or(0) as usize;
         if !(rms_eps > 0.0 && rope_base > 0.0 && rope_freq_scale.is_finite() && rope_freq_scale > 0.0) {
             return Err(Error::Format("non-positive rms epsilon, RoPE base or RoPE scale".into()));
+        }
+        if !(rope_attn_factor.is_finite() && rope_attn_factor > 0.0) {
+            return Err(Error::Format(format!("rope.scaling.attn_factor {rope_attn_factor} is not positive")));
         }
         let vocab_size = g
             .tensor("token_embd.weight")
@@ -161,6 +179,14 @@ impl Config {
             };
             // Local layers use RoPE base 10000 (Gemma 3's rope_local_base_freq); rope.freq_base is the global one.
             rope_base_local = 10000.0;
+        }
+        if arch == "phi3" {
+            // Phi-3's window covers every layer (the HF model masks keys more than sliding_window - 1 positions
+            // back in all layers; llama.cpp ignores the key). Mini-4k: 2047, so it matters only past 2047 tokens.
+            if let Some(w) = g.arch_u64("attention.sliding_window")? {
+                sliding_window = usize_of(w, "attention.sliding_window", 1 << 24)?;
+                sliding_pattern = 0;
+            }
         }
         // Tensors that every block of these architectures has; the weights loader treats them as optional, so a
         // file without them must be refused here rather than run as a different model.
@@ -192,6 +218,8 @@ impl Config {
             rope_base,
             rope_base_local,
             rope_freq_scale,
+            rope_attn_factor,
+            rope_orig_context,
             n_rot,
             rope_neox,
             activation,
@@ -209,7 +237,7 @@ impl Config {
         self.n_kv_heads * self.head_dim
     }
     fn is_sliding(&self, layer: usize) -> bool {
-        self.sliding_window > 0 && self.sliding_pattern > 0 && (layer + 1) % self.sliding_pattern != 0
+        self.sliding_window > 0 && (self.sliding_pattern == 0 || (layer + 1) % self.sliding_pattern != 0)
     }
 }
 
@@ -239,47 +267,149 @@ pub struct Weights {
     pub output_norm: Vec<f32>, // (dim)
     /// Output head; the token embedding when tied.
     pub output: QTensor, // (vocab, dim)
+    /// RoPE frequency divisors, one per rotated pair (n_rot / 2): Llama 3.x `rope_freqs.weight`.
+    pub rope_freqs: Option<Vec<f32>>,
+    /// Phi-3 LongRoPE divisors (n_rot / 2 each): the long ones for a context past `rope_orig_context`.
+    pub rope_long: Option<Vec<f32>>,
+    pub rope_short: Option<Vec<f32>>,
     pub layers: Vec<Layer>,
 }
 
-fn f32_vec(g: &Gguf, buf: &[u8], name: &str, n: usize) -> Result<Vec<f32>> {
-    Ok(QTensor::load(g, name, n, 1)?.to_f32(buf))
+/// Reads the weights by name and records which tensors it read; [`TensorReader::finish`] refuses a file with a
+/// tensor nobody read. Without the file's bytes (`buf: None`) it checks names, shapes and types from the header
+/// alone ([`Model::check_header`]) and returns empty vectors for the small tensors it would dequantize.
+struct TensorReader<'a> {
+    g: &'a Gguf,
+    buf: Option<&'a [u8]>,
+    read: HashSet<String>,
 }
-fn f32_vec_opt(g: &Gguf, buf: &[u8], name: &str, n: usize) -> Result<Option<Vec<f32>>> {
-    Ok(QTensor::load_opt(g, name, n, 1)?.map(|t| t.to_f32(buf)))
+
+impl<'a> TensorReader<'a> {
+    fn new(g: &'a Gguf, buf: Option<&'a [u8]>) -> Self {
+        TensorReader { g, buf, read: HashSet::new() }
+    }
+    /// A `rows x cols` matrix, read in place.
+    fn matrix(&mut self, name: &str, cols: usize, rows: usize) -> Result<QTensor> {
+        let t = QTensor::load(self.g, name, cols, rows)?;
+        self.read.insert(name.to_string());
+        Ok(t)
+    }
+    fn matrix_opt(&mut self, name: &str, cols: usize, rows: usize) -> Result<Option<QTensor>> {
+        if self.g.tensor(name).is_none() {
+            return Ok(None);
+        }
+        self.matrix(name, cols, rows).map(Some)
+    }
+    /// A vector of `n` values (norm weights, biases, RoPE factors), dequantized to f32.
+    fn vector(&mut self, name: &str, n: usize) -> Result<Vec<f32>> {
+        let t = self.matrix(name, n, 1)?;
+        Ok(match self.buf {
+            Some(buf) => t.to_f32(buf),
+            None => Vec::new(),
+        })
+    }
+    fn vector_opt(&mut self, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
+        if self.g.tensor(name).is_none() {
+            return Ok(None);
+        }
+        self.vector(name, n).map(Some)
+    }
+    /// Every tensor of the file has been read, or the first that was not is an [`Error::UnknownTensor`].
+    fn finish(self, arch: &str) -> Result<()> {
+        match self.g.tensors.iter().find(|t| !self.read.contains(&t.name)) {
+            Some(t) => Err(Error::UnknownTensor { name: t.name.clone(), arch: arch.to_string() }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Weights {
+    /// The weights of `c`'s model from the file in `buf`.
     pub fn from_gguf(g: &Gguf, buf: &[u8], c: &Config) -> Result<Weights> {
+        Self::read(g, Some(buf), c)
+    }
+
+    fn read(g: &Gguf, buf: Option<&[u8]>, c: &Config) -> Result<Weights> {
         let (dim, q, kv, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.ffn_dim);
-        let token_embd = QTensor::load(g, "token_embd.weight", dim, c.vocab_size)?;
-        let output = match QTensor::load_opt(g, "output.weight", dim, c.vocab_size)? {
+        let mut r = TensorReader::new(g, buf);
+        let token_embd = r.matrix("token_embd.weight", dim, c.vocab_size)?;
+        let output = match r.matrix_opt("output.weight", dim, c.vocab_size)? {
             Some(t) => t,
             None => token_embd.clone(),
         };
+        let half = c.n_rot / 2;
+        let (mut rope_freqs, mut rope_long, mut rope_short) = (None, None, None);
+        match c.arch.as_str() {
+            // Llama 3.x (llama.cpp writes the llama3 RoPE scaling as per-pair divisors).
+            "llama" => rope_freqs = r.vector_opt("rope_freqs.weight", half)?,
+            "phi3" => {
+                rope_long = r.vector_opt("rope_factors_long.weight", half)?;
+                rope_short = r.vector_opt("rope_factors_short.weight", half)?;
+                if rope_long.is_some() != rope_short.is_some() {
+                    return Err(Error::MissingTensor(
+                        if rope_long.is_some() { "rope_factors_short.weight" } else { "rope_factors_long.weight" }.into(),
+                    ));
+                }
+                if rope_long.is_some() && c.rope_orig_context == 0 {
+                    return Err(Error::MissingKey("phi3.rope.scaling.original_context_length".into()));
+                }
+            }
+            _ => {}
+        }
+        let positive = |v: &Option<Vec<f32>>| v.iter().flatten().all(|&f| f.is_finite() && f > 0.0);
+        if !(positive(&rope_freqs) && positive(&rope_long) && positive(&rope_short)) {
+            return Err(Error::Format("RoPE frequency factors must be positive".into()));
+        }
         let mut layers = Vec::with_capacity(c.n_layers);
         for i in 0..c.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}");
+            // Phi-3 stores Q, K and V as one (q + 2 kv, dim) matrix: three row ranges of it, not copies.
+            let (wq, wk, wv) = match r.matrix_opt(&n("attn_qkv.weight"), dim, q + 2 * kv)? {
+                Some(qkv) => (qkv.row_range(0, q), qkv.row_range(q, kv), qkv.row_range(q + kv, kv)),
+                None => (
+                    r.matrix(&n("attn_q.weight"), dim, q)?,
+                    r.matrix(&n("attn_k.weight"), dim, kv)?,
+                    r.matrix(&n("attn_v.weight"), dim, kv)?,
+                ),
+            };
+            // Phi-3's ffn_up holds gate (rows 0..ffn) then up (ffn..2 ffn), as HF's gate_up_proj.
+            let (w_gate, w_up) = if c.arch == "phi3" {
+                let gate_up = r.matrix(&n("ffn_up.weight"), dim, 2 * ffn)?;
+                (gate_up.row_range(0, ffn), gate_up.row_range(ffn, ffn))
+            } else {
+                (r.matrix(&n("ffn_gate.weight"), dim, ffn)?, r.matrix(&n("ffn_up.weight"), dim, ffn)?)
+            };
             layers.push(Layer {
-                attn_norm: f32_vec(g, buf, &n("attn_norm.weight"), dim)?,
-                wq: QTensor::load(g, &n("attn_q.weight"), dim, q)?,
-                wk: QTensor::load(g, &n("attn_k.weight"), dim, kv)?,
-                wv: QTensor::load(g, &n("attn_v.weight"), dim, kv)?,
-                wo: QTensor::load(g, &n("attn_output.weight"), q, dim)?,
-                bq: f32_vec_opt(g, buf, &n("attn_q.bias"), q)?,
-                bk: f32_vec_opt(g, buf, &n("attn_k.bias"), kv)?,
-                bv: f32_vec_opt(g, buf, &n("attn_v.bias"), kv)?,
-                q_norm: f32_vec_opt(g, buf, &n("attn_q_norm.weight"), c.head_dim)?,
-                k_norm: f32_vec_opt(g, buf, &n("attn_k_norm.weight"), c.head_dim)?,
-                post_attn_norm: f32_vec_opt(g, buf, &n("post_attention_norm.weight"), dim)?,
-                ffn_norm: f32_vec(g, buf, &n("ffn_norm.weight"), dim)?,
-                w_gate: QTensor::load(g, &n("ffn_gate.weight"), dim, ffn)?,
-                w_up: QTensor::load(g, &n("ffn_up.weight"), dim, ffn)?,
-                w_down: QTensor::load(g, &n("ffn_down.weight"), ffn, dim)?,
-                post_ffn_norm: f32_vec_opt(g, buf, &n("post_ffw_norm.weight"), dim)?,
+                attn_norm: r.vector(&n("attn_norm.weight"), dim)?,
+                wq,
+                wk,
+                wv,
+                wo: r.matrix(&n("attn_output.weight"), q, dim)?,
+                bq: r.vector_opt(&n("attn_q.bias"), q)?,
+                bk: r.vector_opt(&n("attn_k.bias"), kv)?,
+                bv: r.vector_opt(&n("attn_v.bias"), kv)?,
+                q_norm: r.vector_opt(&n("attn_q_norm.weight"), c.head_dim)?,
+                k_norm: r.vector_opt(&n("attn_k_norm.weight"), c.head_dim)?,
+                post_attn_norm: r.vector_opt(&n("post_attention_norm.weight"), dim)?,
+                ffn_norm: r.vector(&n("ffn_norm.weight"), dim)?,
+                w_gate,
+                w_up,
+                w_down: r.matrix(&n("ffn_down.weight"), ffn, dim)?,
+                post_ffn_norm: r.vector_opt(&n("post_ffw_norm.weight"), dim)?,
             });
         }
-        Ok(Weights { output_norm: f32_vec(g, buf, "output_norm.weight", dim)?, token_embd, output, layers })
+        let output_norm = r.vector("output_norm.weight", dim)?;
+        r.finish(&c.arch)?;
+        Ok(Weights { output_norm, token_embd, output, rope_freqs, rope_long, rope_short, layers })
+    }
+
+    /// The RoPE frequency divisors for a context of `context` positions, if the model has any.
+    fn rope_factors(&self, c: &Config, context: usize) -> Option<&[f32]> {
+        match (&self.rope_long, &self.rope_short) {
+            (Some(long), _) if context > c.rope_orig_context => Some(long),
+            (_, Some(short)) => Some(short),
+            _ => self.rope_freqs.as_deref(),
+        }
     }
 
     /// Weight types and how many tensors of each, e.g. for `inspect` and `info().quantization`.
@@ -458,6 +588,14 @@ impl Model {
         Ok(Model { config, weights })
     }
 
+    /// Everything [`Model::from_gguf`] checks that the header alone tells (architecture, hyperparameters, tensor
+    /// names, shapes and types, no unknown tensor): a browser fails here before the weights arrive.
+    pub fn check_header(g: &Gguf) -> Result<Config> {
+        let config = Config::from_gguf(g)?;
+        Weights::read(g, None, &config)?;
+        Ok(config)
+    }
+
     /// Run `tokens` at positions `pos..pos + tokens.len()` through the model, filling the KV cache.
     /// The caller checks `pos + tokens.len() <= state.context` (see [`crate::generate`]).
     pub fn forward(&self, buf: &[u8], s: &mut State, tokens: &[u32], pos: usize, mut logits: Logits) -> Result<()> {
@@ -524,12 +662,14 @@ impl Model {
         // too when some layers slide), not once per layer.
         let nr = c.n_rot;
         let bases: &[f32] = if c.sliding_window > 0 { &[c.rope_base, c.rope_base_local] } else { &[c.rope_base] };
+        let factors = w.rope_factors(c, s.context);
         let cs = Disjoint::new(&mut s.rope_cs);
         per_token(team, n, &|t| {
             for (b, &base) in bases.iter().enumerate() {
                 let at = (b * MAX_BATCH + t) * nr;
                 // SAFETY: token t alone writes its rows of the tables.
-                ops::rope_angles(unsafe { cs.slice(at..at + nr) }, nr, pos + t, base, c.rope_freq_scale);
+                let table = unsafe { cs.slice(at..at + nr) };
+                ops::rope_angles_scaled(table, nr, pos + t, base, c.rope_freq_scale, factors, c.rope_attn_factor);
             }
         });
         mark!(s.profile, Rope);

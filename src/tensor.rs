@@ -68,6 +68,13 @@ impl QTensor {
         })
     }
 
+    /// Rows `start..start + n` as a view of their own (fused matrices such as Phi-3's QKV are split this way,
+    /// without copying).
+    pub fn row_range(&self, start: usize, n: usize) -> QTensor {
+        assert!(start + n <= self.rows, "rows {start}..{} of '{}' ({} rows)", start + n, self.name, self.rows);
+        QTensor { rows: n, offset: self.offset + start * self.row_bytes, ..self.clone() }
+    }
+
     /// All rows' bytes. The GGUF reader checked `offset + rows * row_bytes` against the file.
     #[inline]
     pub fn data<'a>(&self, buf: &'a [u8]) -> &'a [u8] {

@@ -65,6 +65,20 @@ impl WeightLoader {
         if !(total_bytes.is_finite() && total_bytes >= 0.0 && total_bytes <= usize::MAX as f64) {
             return Err(js_error("memory", &format!("a {total_bytes}-byte model cannot fit in wasm32 memory (4 GB at most)")));
         }
+        // The whole file stays in wasm memory next to the KV cache and scratch, all inside wasm32's 4 GiB: refuse
+        // here, before any byte is downloaded or stored, a file that leaves less than MIN_ENGINE_BYTES beside it.
+        const WASM32_BYTES: f64 = 4294967296.0;
+        const MIN_ENGINE_BYTES: f64 = 64.0 * 1048576.0;
+        let mem: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+        let in_use = mem.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64;
+        if in_use + total_bytes + MIN_ENGINE_BYTES > WASM32_BYTES {
+            let mb = |b: f64| (b / 1048576.0).ceil();
+            return Err(js_error("memory", &format!(
+                "a {} MB model does not fit in wasm32 memory: with the engine ({} MB in use) and at least {} MB for \
+                 its KV cache and scratch it needs {} MB, more than the {} MB a wasm32 module can address",
+                mb(total_bytes), mb(in_use), mb(MIN_ENGINE_BYTES), mb(in_use + total_bytes + MIN_ENGINE_BYTES),
+                mb(WASM32_BYTES))));
+        }
         let total = total_bytes as usize;
         let mut buf = Vec::new();
         buf.try_reserve_exact(total).map_err(|_| {

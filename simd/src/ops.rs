@@ -164,6 +164,14 @@ fn rope_cs(i: usize, n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32)
     (libm::cos(theta) as f32, libm::sin(theta) as f32)
 }
 
+/// [`rope_cs`] with the angle divided by `factor` (in f64, before rounding).
+#[inline(always)]
+fn rope_cs_divided(i: usize, n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32, factor: f32) -> (f32, f32) {
+    let inv_freq = libm::pow(theta_base as f64, -2.0 * i as f64 / n_rot as f64);
+    let theta = pos as f64 * freq_scale as f64 * inv_freq / factor as f64;
+    (libm::cos(theta) as f32, libm::sin(theta) as f32)
+}
+
 #[track_caller]
 fn check_rope(x: &[f32], n_rot: usize) {
     assert!(n_rot.is_multiple_of(2), "rope: n_rot {n_rot} must be even");
@@ -196,9 +204,36 @@ pub fn rope_neox(x: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_
 /// gives the same bits as [`rope_normal`] / [`rope_neox`] (the same angles, the same rotation).
 #[track_caller]
 pub fn rope_angles(cs: &mut [f32], n_rot: usize, pos: usize, theta_base: f32, freq_scale: f32) {
+    rope_angles_scaled(cs, n_rot, pos, theta_base, freq_scale, None, 1.0);
+}
+
+/// [`rope_angles`] with per-pair frequency factors and a magnitude scale, as ggml's `rope_ext` with `freq_factors`
+/// and `attn_factor` (ext_factor 0): pair `i` rotates by `theta_i / factors[i]` (Llama 3.x `rope_freqs`, Phi-3
+/// LongRoPE `rope_factors_long/short`) and both cos and sin are multiplied by `mscale` (LongRoPE's attention
+/// factor). `factors.len() == n_rot / 2`. With no factors and `mscale == 1` the bits equal [`rope_angles`]'s.
+#[track_caller]
+pub fn rope_angles_scaled(
+    cs: &mut [f32],
+    n_rot: usize,
+    pos: usize,
+    theta_base: f32,
+    freq_scale: f32,
+    factors: Option<&[f32]>,
+    mscale: f32,
+) {
     assert!(cs.len() == n_rot && n_rot.is_multiple_of(2), "rope_angles: table of {} for n_rot {n_rot}", cs.len());
+    if let Some(f) = factors {
+        assert!(f.len() == n_rot / 2, "rope_angles: {} frequency factors for n_rot {n_rot}", f.len());
+    }
     for (i, pair) in cs.chunks_exact_mut(2).enumerate() {
-        let (c, s) = rope_cs(i, n_rot, pos, theta_base, freq_scale);
+        let (mut c, mut s) = match factors {
+            None => rope_cs(i, n_rot, pos, theta_base, freq_scale),
+            Some(f) => rope_cs_divided(i, n_rot, pos, theta_base, freq_scale, f[i]),
+        };
+        if mscale != 1.0 {
+            c *= mscale;
+            s *= mscale;
+        }
         pair[0] = c;
         pair[1] = s;
     }
