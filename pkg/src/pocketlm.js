@@ -3,6 +3,7 @@
 import { WorkerConnection, resolveUrl, spawnWorker } from './rpc.js';
 import { ModelCache, callProgress } from './model_cache.js';
 import { PocketLMError, throwIfAborted } from './errors.js';
+import { attachOpenAI } from './openai.js';
 
 /**
  * @typedef {object} GenerateOptions
@@ -135,6 +136,7 @@ export class PocketLM {
     if (token !== CONSTRUCT) throw new TypeError('use PocketLM.load(url) to create a PocketLM');
     this.#conn = conn;
     this.#info = Object.freeze(info);
+    attachOpenAI(this); // lm.chat.completions.create (OpenAI's shape; lm.chat(...) still works) and lm.fetch
   }
 
   /** What the engine reports about the model (architecture, name, parameters, quantization, contextSize, ...). */

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { launchBrowser, openPage, TestServer, MODELS_DIR, DIST } from './harness.mjs';
+import { launchBrowser, openPage, TestServer, MODELS_DIR, DIST, REPO } from './harness.mjs';
 
 export const REQUIRED = process.env.POCKETLM_E2E_ENGINE === '1';
 export const MODEL_NAME = 'SmolLM2-135M-Instruct.Q4_1.gguf';
@@ -66,3 +66,15 @@ export class PageEnv {
     await this.models?.stop();
   }
 }
+
+/**
+ * Whether the core package has structured output and tool calling (issue 16: the `responseFormat`, `tools` and
+ * `toolChoice` generate options). The tests of the surfaces' mappings onto them run only then (or with
+ * POCKETLM_NEEDS_16=1, to see them fail); until that work is merged they are skipped with this reason.
+ */
+export const NEEDS_16 = (() => {
+  if (process.env.POCKETLM_NEEDS_16 === '1') return false;
+  const src = fs.readFileSync(path.join(REPO, 'pkg', 'src', 'pocketlm.js'), 'utf8');
+  return src.includes('responseFormat') && src.includes('toolChoice') ? false
+    : 'needs structured output in the core package (issue 16: responseFormat, tools, toolChoice)';
+})();
