@@ -4,6 +4,7 @@ import { WorkerConnection, resolveUrl, spawnWorker } from './rpc.js';
 import { ModelCache, callProgress } from './model_cache.js';
 import { PocketLMError, throwIfAborted } from './errors.js';
 import { attachOpenAI } from './openai.js';
+import { loadWithFallback } from './remote.js';
 
 /**
  * @typedef {object} GenerateOptions
@@ -105,6 +106,8 @@ export class PocketLM {
    * @returns {Promise<PocketLM>}
    */
   static async load(url, options = {}) {
+    // Hybrid: this device if it can (preflight + load), else the OpenAI-compatible server (a RemoteLM).
+    if (options.fallback !== undefined) return loadWithFallback(PocketLM, url, options);
     const href = resolveUrl(url);
     const args = {
       url: href,
