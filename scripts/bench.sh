@@ -11,4 +11,6 @@ mkdir -p target/bench
 if [ ! -x target/bench/bandwidth ] || [ bench/bandwidth.rs -nt target/bench/bandwidth ]; then
   rustc -C opt-level=3 -o target/bench/bandwidth bench/bandwidth.rs
 fi
-exec node bench/run.mjs "$@"
+node bench/run.mjs "$@"
+# Follow-up chat turns: 3rd-turn time to first token, KV prefix reuse vs full prefill (bench/turns.mjs).
+node bench/turns.mjs
