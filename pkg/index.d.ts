@@ -283,6 +283,9 @@ export interface FallbackLoadOptions {
   fallback: { baseURL: string; apiKey?: string; model?: string };
   /** Bytes the model may take in memory (default: a quarter of navigator.deviceMemory, at most 4 GiB). */
   memoryBudget?: number;
+  /** With this, a device that passed the preflight runs a short speed probe (16 greedy tokens) after loading, and a
+   * decode rate below it unloads the model and uses the server. */
+  minTokensPerSecond?: number;
 }
 
 export interface Preflight {
@@ -292,6 +295,8 @@ export interface Preflight {
   memoryBudget: number;
   storageAvailable: number | null;
   cached: boolean;
+  /** With minTokensPerSecond: the device's decode rate in the speed probe. */
+  probeTokensPerSecond?: number;
 }
 
 export declare function preflight(url: string, options?: { memoryBudget?: number; signal?: AbortSignal }): Promise<Preflight>;

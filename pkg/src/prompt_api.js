@@ -232,7 +232,10 @@ function constraintOf(options) {
   }
   if (rc instanceof RegExp) {
     if (rc.flags.replace(/[gy]/g, '')) throw domError('NotSupportedError', `RegExp flags '${rc.flags}' are not supported`);
-    return { format: { type: 'regex', pattern: rc.source },
+    // The constraint is on the whole answer, so a leading ^ and a trailing $ add nothing (and the constraint engine's
+    // regex syntax has no anchors).
+    const pattern = rc.source.replace(/^\^/, '').replace(/(^|[^\\])\$$/, '$1');
+    return { format: { type: 'regex', pattern },
       guidance: `Answer with text that matches the regular expression /${rc.source}/.` };
   }
   if (typeof rc === 'object' && !Array.isArray(rc)) {

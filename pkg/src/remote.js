@@ -21,6 +21,7 @@ const OVERHEAD = 96 * 2 ** 20;
  * @property {number} memoryBudget bytes the model may take
  * @property {number | null} storageAvailable bytes the origin may still store (null when the browser does not say)
  * @property {boolean} cached     the file is completely in the cache
+ * @property {number} [probeTokensPerSecond] with minTokensPerSecond: the device's decode rate in the speed probe
  */
 
 /**
@@ -74,6 +75,9 @@ export async function preflight(href, options = {}) {
 
 const mb = (n) => `${Math.round(n / 2 ** 20)} MB`;
 
+/** Tokens of the speed probe (minTokensPerSecond): enough for a steady decode rate, short enough not to matter. */
+const PROBE_TOKENS = 16;
+
 /** Device failures after which the remote model is used (anything else, e.g. an abort, is thrown). */
 const DEVICE_CODES = new Set(['memory', 'quota', 'storage', 'worker', 'unsupported', 'network', 'http']);
 
@@ -84,19 +88,36 @@ const DEVICE_CODES = new Set(['memory', 'quota', 'storage', 'worker', 'unsupport
  * @param {Record<string, any>} options
  */
 export async function loadWithFallback(PocketLMClass, url, options) {
-  const { fallback, memoryBudget, ...rest } = options;
+  const { fallback, memoryBudget, minTokensPerSecond, ...rest } = options;
   checkFallback(fallback);
+  if (minTokensPerSecond !== undefined && !(typeof minTokensPerSecond === 'number' && minTokensPerSecond > 0)) {
+    throw new PocketLMError('invalid-argument', `minTokensPerSecond must be a positive number, got ${String(minTokensPerSecond)}`);
+  }
   const href = new URL(url, globalThis.location?.href).href;
   const pre = await preflight(href, { memoryBudget, signal: options.signal });
   if (pre.device) {
+    let lm = null;
     try {
-      return await PocketLMClass.load(url, rest);
+      lm = await PocketLMClass.load(url, rest);
     } catch (e) {
       const code = /** @type {any} */ (e)?.code;
       if (!DEVICE_CODES.has(code)) throw e;
       pre.device = false;
       pre.reason = `loading on the device failed (${code}: ${/** @type {any} */ (e).message})`;
     }
+    if (lm && minTokensPerSecond !== undefined) {
+      // The speed probe: a short greedy generation; too slow a device hands over to the server.
+      await lm.complete('The quick brown fox', { temperature: 0, maxTokens: PROBE_TOKENS, signal: options.signal });
+      const speed = lm.lastStats?.decodeTokensPerSecond ?? 0;
+      pre.probeTokensPerSecond = speed;
+      if (speed < minTokensPerSecond) {
+        await lm.unload();
+        lm = null;
+        pre.device = false;
+        pre.reason = `the device decodes ${speed.toFixed(1)} tokens/s, below minTokensPerSecond ${minTokensPerSecond}`;
+      }
+    }
+    if (lm) return lm;
   }
   throwIfAborted(options.signal, `loading ${href}`);
   return RemoteLM.connect(fallback, { preflight: pre, signal: options.signal });

@@ -122,6 +122,20 @@ engineSuite('hybrid fallback', () => {
       assert.equal(out.tokenize?.code, 'unsupported');
     });
 
+    it('a device slower than minTokensPerSecond in the speed probe hands over to the server', async () => {
+      const out = await env.page.evaluate(async ([url, fb]) => {
+        const slow = await window.pocketlm.PocketLM.load(url, { fallback: fb, minTokensPerSecond: 1e9 });
+        const fast = await window.pocketlm.PocketLM.load(url, { fallback: fb, minTokensPerSecond: 0.001 });
+        const r = { slow: { ...slow.info }, fast: fast.info.backend };
+        await fast.unload();
+        return r;
+      }, [env.modelUrl, fallback]);
+      assert.equal(out.slow.backend, 'remote');
+      assert.match(out.slow.fallbackReason, /tokens\/s, below minTokensPerSecond/);
+      assert.ok(out.slow.preflight.probeTokensPerSecond > 0);
+      assert.notEqual(out.fast, 'remote');
+    });
+
     it('remote: aborting a stream stops it; errors of the server come back as PocketLMError http', async () => {
       const out = await env.page.evaluate(async ([url, fb, q]) => {
         const lm = await window.pocketlm.PocketLM.load(url, { fallback: fb, memoryBudget: 1 });
