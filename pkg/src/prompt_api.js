@@ -172,8 +172,12 @@ function supportsLanguage(tag) {
   return config.languages.some((l) => tag === l || tag.startsWith(`${l}-`));
 }
 
-/** Why these options cannot be served (types other than text, languages outside config.languages), or null. */
-function unsupported(inputs, outputs) {
+/** Why these options cannot be served (types other than text, languages outside config.languages, tools), or null. */
+function unsupported(inputs, outputs, tools) {
+  if (tools !== undefined && tools !== null) {
+    if (!Array.isArray(tools)) throw new TypeError('tools must be an array');
+    if (tools.length > 0) return 'tools are not supported by this implementation yet';
+  }
   for (const x of inputs) if (x.type !== 'text') return `input type '${x.type}' is not supported (text only)`;
   for (const x of outputs) if (x.type !== 'text') return `output type '${x.type}' is not supported (text only)`;
   for (const x of [...inputs, ...outputs]) {
@@ -313,7 +317,7 @@ export class LanguageModel extends EventTarget {
     if (options.samplingMode !== undefined && !MODES.includes(options.samplingMode)) {
       throw new TypeError(`samplingMode must be one of ${MODES.join(', ')}`);
     }
-    if (unsupported(inputs, outputs) || !canRun()) return 'unavailable';
+    if (unsupported(inputs, outputs, options.tools) || !canRun()) return 'unavailable';
     const url = modelHref();
     const loaded = models.get(url);
     if (loaded) return loaded.lm ? 'available' : 'downloading';
@@ -338,7 +342,7 @@ export class LanguageModel extends EventTarget {
     if (initial.some((m) => m.prefix)) throw domError('SyntaxError', 'initialPrompts cannot end with a prefix');
     const signal = options.signal;
     if (signal?.aborted) throw signal.reason;
-    const why = unsupported(inputs, outputs) ?? (canRun() ? null : 'this browser cannot run the engine (WebAssembly SIMD and Worker needed)');
+    const why = unsupported(inputs, outputs, options.tools) ?? (canRun() ? null : 'this browser cannot run the engine (WebAssembly SIMD and Worker needed)');
     if (why) throw domError('NotSupportedError', why);
     const monitor = new CreateMonitor();
     if (options.monitor !== undefined) {

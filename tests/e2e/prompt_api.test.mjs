@@ -261,6 +261,8 @@ engineSuite('Prompt API polyfill', () => {
           badRole: await window.catching(() => s.prompt([{ role: 'tool', content: 'x' }])),
           modeAndTemp: await window.catching(() => LM.create({ samplingMode: 'creative', temperature: 0.5 })),
           imageSession: await window.catching(() => LM.create({ expectedInputs: [{ type: 'image' }] })),
+          toolsSession: await window.catching(() => LM.create({ tools: [{ name: 'f', description: 'd', inputSchema: {}, execute: async () => '' }] })),
+          toolsAvailability: await LM.availability({ tools: [{ name: 'f', description: 'd', inputSchema: {}, execute: async () => '' }] }),
           notConstructible: await window.catching(() => new LM()),
         };
         s.destroy();
@@ -278,6 +280,8 @@ engineSuite('Prompt API polyfill', () => {
       assert.equal(out.badRole?.name, 'TypeError');
       assert.equal(out.modeAndTemp?.name, 'TypeError');
       assert.equal(out.imageSession?.name, 'NotSupportedError');
+      assert.equal(out.toolsSession?.name, 'NotSupportedError'); // not implemented: refused, not ignored
+      assert.equal(out.toolsAvailability, 'unavailable');
       assert.equal(out.notConstructible?.name, 'TypeError');
     });
 
