@@ -203,17 +203,20 @@ export async function createChatCompletion(lm, params, requestOptions = {}) {
 }
 
 /**
- * The streaming form: a `chat.completion.chunk` with the role, one per text piece, one with the finish reason, and
- * (with `stream_options.include_usage`, as OpenAI does) a last one with `choices: []` and the usage. Leaving the
+ * The streaming form: a `chat.completion.chunk` with the role, one per text piece, one with the finish reason (and
+ * the usage), and with `stream_options.include_usage`, as OpenAI does, the usage instead in a last chunk with
+ * `choices: []`. Leaving the
  * loop early stops generation. With tools the reply is generated whole (the tool calls must be complete JSON
  * before they can be reported) and then sent as chunks.
  * @returns {AsyncIterable<Record<string, any>> & {controller: AbortController}}
  */
 function streamCompletion(lm, messages, options, base, includeUsage) {
-  const chunk = (delta, finish = null) => ({
+  const chunk = (delta, finish = null, stats = null) => ({
     ...base, object: 'chat.completion.chunk',
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-    ...(includeUsage ? { usage: null } : {}),
+    // OpenAI's include_usage: null here, the usage in a last chunk of its own. Without it, the chunk with the finish
+    // reason carries the usage (as llama.cpp's server does), so the usage always arrives at the end.
+    ...(includeUsage ? { usage: null } : stats ? { usage: usageOf(stats) } : {}),
   });
   const usageChunk = (stats) => ({ ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(stats) });
   const controller = new AbortController();
@@ -230,7 +233,7 @@ function streamCompletion(lm, messages, options, base, includeUsage) {
       if (toolCalls) {
         yield chunk({ tool_calls: toolCalls.map((c, index) => ({ index, ...c })) });
       }
-      yield chunk({}, finishReason(stats, toolCalls));
+      yield chunk({}, finishReason(stats, toolCalls), stats);
       if (includeUsage) yield usageChunk(stats);
       return;
     }
@@ -242,7 +245,7 @@ function streamCompletion(lm, messages, options, base, includeUsage) {
       await pieces.return?.();
     }
     const stats = lm.lastStats;
-    yield chunk({}, finishReason(stats));
+    yield chunk({}, finishReason(stats), stats);
     if (includeUsage) yield usageChunk(stats);
   }
   const it = run();

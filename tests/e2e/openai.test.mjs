@@ -106,8 +106,10 @@ engineSuite('OpenAI-compatible API', () => {
       assert.deepEqual(last.choices, []);
       assert.ok(last.usage.prompt_tokens > 0 && last.usage.completion_tokens > 0);
       assert.equal(last.usage.total_tokens, last.usage.prompt_tokens + last.usage.completion_tokens);
-      // Without stream_options.include_usage (OpenAI's default) there is no usage chunk.
-      assert.ok(out.plainChunks.every((c) => c.choices.length === 1 && c.usage === undefined));
+      // Without stream_options.include_usage (OpenAI's default) there is no usage chunk; the finish chunk has the usage.
+      assert.ok(out.plainChunks.every((c) => c.choices.length === 1));
+      assert.ok(out.plainChunks.slice(0, -1).every((c) => c.usage === undefined));
+      assert.deepEqual(out.plainChunks.at(-1).usage, last.usage);
       assert.equal(out.plainChunks.map((c) => c.choices[0].delta.content ?? '').join(''), out.text);
       assert.equal(out.direct.map((c) => c.choices[0].delta.content ?? '').join(''), out.text);
     });
