@@ -63,8 +63,60 @@ export interface GenerateOptions {
   stop?: string[];
   /** Time each stage of the prefill and decode steps: `lastStats.prefillProfile` and `lastStats.profile`. */
   profile?: boolean;
+  /** Constrain the output: a JSON Schema, any JSON object, a regex (whole output) or a Lark grammar. */
+  responseFormat?: ResponseFormat;
   /** Aborting stops generation within one token and rejects with an AbortError. */
   signal?: AbortSignal;
+}
+
+export type ResponseFormat =
+  | { type: 'json_schema'; schema: object }
+  | { type: 'json_schema'; json_schema: { name?: string; schema: object; strict?: boolean } }
+  | { type: 'json_object' }
+  | { type: 'regex'; pattern: string | RegExp }
+  | { type: 'grammar'; lark: string }
+  | { type: 'text' };
+
+export interface Tool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: object };
+}
+
+export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; /** JSON text, valid for the tool's parameters. */ arguments: string };
+}
+
+export interface AssistantMessage {
+  role: 'assistant';
+  content: string | null;
+  toolCalls: ToolCall[];
+}
+
+export type ToolChatMessage =
+  | ChatMessage
+  | { role: 'assistant'; content: string | null; toolCalls: ToolCall[] }
+  | { role: 'tool'; toolCallId: string; content: string };
+
+export interface ChatToolOptions extends GenerateOptions {
+  tools: Tool[];
+  toolChoice?: ToolChoice;
+}
+
+export interface ConstraintStats {
+  /** Building the vocabulary's trie and tables (first constrained call on a model; 0 after). */
+  vocabMs: number;
+  compileMs: number;
+  masks: number;
+  maskMeanMs: number;
+  maskP99Ms: number;
+  /** Output tokens the format forced (fed without sampling). */
+  forcedTokens: number;
+  /** The output is complete in the format (false when maxTokens or the context ran out inside it). */
+  complete: boolean;
 }
 
 export interface GenerationStats {
@@ -78,11 +130,13 @@ export interface GenerationStats {
   finishReason: 'eos' | 'stop' | 'length' | 'context' | 'aborted' | null;
   /**
    * With `profile: true`: milliseconds per generated token in each stage of the decode step, in order (embed, norm,
-   * qkv, rope, attention, attnOut, gateUp, activation, down, residual, head, sample, text).
+   * qkv, rope, attention, attnOut, gateUp, activation, down, residual, head, constraint, sample, text).
    */
   profile?: { stage: string; ms: number }[];
   /** With `profile: true`: milliseconds per prefilled prompt token in each stage of the prefill (same stages). */
   prefillProfile?: { stage: string; ms: number }[];
+  /** With `responseFormat` or `tools`. */
+  constraint?: ConstraintStats;
 }
 
 export interface ChatMessage {
@@ -117,6 +171,14 @@ export declare class PocketLM {
   /** A fetch serving OpenAI's API from this model (createFetch(lm)). */
   readonly fetch: typeof fetch;
   chatStream(messages: ChatMessage[], options?: GenerateOptions): TextStream;
+  chatStream(messages: ToolChatMessage[], options: ChatToolOptions): TextStream;
+  /** The assistant message of the last chat with tools, or null. */
+  readonly lastReply: AssistantMessage | null;
+  /**
+   * The reply parsed as JSON valid for `schema` (null: any JSON object). Rejects with code 'length' when maxTokens
+   * ran out inside the JSON.
+   */
+  json<T = any>(input: string | ChatMessage[], schema?: object | null, options?: GenerateOptions): Promise<T>;
   chatReadable(messages: ChatMessage[], options?: GenerateOptions): ReadableStream<string>;
   /** The prompt text chat(messages) feeds the model. */
   applyChatTemplate(messages: ChatMessage[]): Promise<string>;
@@ -169,7 +231,8 @@ export declare class ModelCache {
 
 export type PocketLMErrorCode =
   | 'network' | 'http' | 'quota' | 'storage' | 'integrity' | 'format' | 'unsupported' | 'context-overflow'
-  | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' | 'worker' | 'unloaded' | 'internal';
+  | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' | 'worker' | 'unloaded' | 'internal'
+  | 'length';
 
 /** Every error the package reports. Aborts have name 'AbortError' and code 'aborted'. */
 export declare class PocketLMError extends Error {
@@ -188,6 +251,8 @@ export declare class PocketLMError extends Error {
 /** `lm.chat`: callable as before, and OpenAI's `chat.completions.create`. */
 export interface ChatMethod {
   (messages: ChatMessage[], options?: GenerateOptions): Promise<string>;
+  /** With tools: the assistant's message, text and/or calls whose arguments are valid for the tool's parameters. */
+  (messages: ToolChatMessage[], options: ChatToolOptions): Promise<AssistantMessage>;
   readonly completions: ChatCompletions;
 }
 
@@ -316,6 +381,10 @@ export declare class RemoteLM {
   readonly fetch: typeof fetch;
   chatStream(messages: ChatMessage[], options?: GenerateOptions): TextStream;
   chatReadable(messages: ChatMessage[], options?: GenerateOptions): ReadableStream<string>;
+  /** The assistant message of the last chat with tools, or null. */
+  readonly lastReply: AssistantMessage | null;
+  /** As PocketLM.json, through the server's response_format (json_schema / json_object). */
+  json(input: string | ChatMessage[], schema?: object | null, options?: GenerateOptions): Promise<any>;
   tokenize(text: string): Promise<never>;
   detokenize(ids: ArrayLike<number>): Promise<never>;
   applyChatTemplate(messages: ChatMessage[]): Promise<never>;

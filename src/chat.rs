@@ -152,7 +152,18 @@ impl ChatTemplate {
     /// leading BOS when the tokenizer adds one itself. `add_generation_prompt` ends it with the assistant's turn
     /// header. Errors (including the template's own `raise_exception`) are `Error::Template`.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let out = self.render_template(messages, add_generation_prompt)?;
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// [`ChatTemplate::render`] with the `tools` variable set (for templates that render tools themselves, see
+    /// [`ChatTemplate::renders_tools`]) and messages of any serializable shape (e.g. with `tool_calls`).
+    pub fn render_with_tools<M: serde::Serialize>(
+        &self,
+        messages: &[M],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let out = self.render_template_with(messages, tools, add_generation_prompt)?;
         if self.strip_bos {
             if let Some(rest) = out.strip_prefix(self.bos_token.as_str()) {
                 return Ok(rest.to_owned());
@@ -161,15 +172,29 @@ impl ChatTemplate {
         Ok(out)
     }
 
+    /// The template reads a `tools` variable (tool-calling templates such as Qwen 2.5's and Hermes').
+    pub fn renders_tools(&self) -> bool {
+        self.source.contains("tools")
+    }
+
     /// Exactly what the template produces (BOS included if it writes one).
     pub fn render_template(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_template_with(messages, None, add_generation_prompt)
+    }
+
+    fn render_template_with<M: serde::Serialize>(
+        &self,
+        messages: &[M],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let tmpl = self.env.get_template(TEMPLATE_NAME).map_err(|e| Error::Template(describe(&e)))?;
         let ctx = minijinja::context! {
-            messages => messages,
+            messages => Value::from_serialize(messages),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
-            tools => Value::from(()),
+            tools => tools.map_or(Value::from(()), Value::from_serialize),
             documents => Value::from(()),
         };
         tmpl.render(ctx).map_err(|e| Error::Template(format!("rendering the chat template failed: {}", describe(&e))))
@@ -206,6 +231,13 @@ fn tojson(value: Value, kwargs: Kwargs) -> std::result::Result<Value, minijinja:
     let mut out = String::new();
     write_py_json(&json, indent, 0, &mut out);
     Ok(Value::from(out))
+}
+
+/// `json.dumps(v, ensure_ascii=False)`: ", " and ": " separators, the same layout constrained JSON output uses.
+pub(crate) fn py_json(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_py_json(v, None, 0, &mut out);
+    out
 }
 
 fn write_py_json(v: &serde_json::Value, indent: Option<usize>, level: usize, out: &mut String) {

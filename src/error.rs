@@ -34,6 +34,9 @@ pub enum Error {
     OutOfMemory(String),
     #[error("{0}")]
     Io(String),
+    /// A state the engine should never reach (a bug, not bad input).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -49,6 +52,7 @@ impl Error {
             Error::InvalidArgument(_) => "invalid-argument",
             Error::OutOfMemory(_) => "memory",
             Error::Io(_) => "io",
+            Error::Internal(_) => "internal",
         }
     }
 }

@@ -4,14 +4,17 @@
 
 use crate::chat::{ChatTemplate, Message};
 use crate::clock::now_ms;
+use crate::constraint::{Constraint, Grammars, ResponseFormat};
 use crate::mark;
 use crate::profile::{Profile, Stage, StageTime};
 use crate::gguf::Gguf;
 use crate::model::{Logits, Model, State};
 use crate::sampler::{Sampler, SamplerParams};
 use crate::tokenizer::{IncrementalDecoder, Tokenizer};
+use crate::tools::{Tool, ToolChoice, ToolMessage};
 use crate::{Error, Result};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Context used when the caller does not choose one: enough for chat, small enough for a browser tab.
 pub const DEFAULT_CONTEXT: usize = 2048;
@@ -46,11 +49,19 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Time each stage of the prefill and of every decode step ([`Stats::prefill_profile`], [`Stats::profile`]).
     pub profile: bool,
+    /// Constrain the output to this format (JSON Schema, regex, grammar): see [`crate::constraint`].
+    pub response_format: Option<ResponseFormat>,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampler: SamplerParams::default(), stop: Vec::new(), profile: false }
+        GenerateOptions {
+            max_tokens: 256,
+            sampler: SamplerParams::default(),
+            stop: Vec::new(),
+            profile: false,
+            response_format: None,
+        }
     }
 }
 
@@ -85,6 +96,27 @@ pub struct Stats {
     /// With [`GenerateOptions::profile`]: milliseconds per prefilled prompt token in each stage of the prefill.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefill_profile: Option<Vec<StageTime>>,
+    /// With [`GenerateOptions::response_format`]: what the constraint cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<ConstraintStats>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConstraintStats {
+    /// Building the vocabulary's token trie and grammar tables: once per model, on the first constrained call
+    /// (0 on later calls).
+    pub vocab_ms: f64,
+    /// Compiling this call's schema, regex or grammar.
+    pub compile_ms: f64,
+    /// Token masks computed (one per sampled token).
+    pub masks: usize,
+    pub mask_mean_ms: f64,
+    pub mask_p99_ms: f64,
+    /// Generated tokens the grammar forced (fed without sampling).
+    pub forced_tokens: usize,
+    /// The output so far is complete in the format (false when generation stopped inside it, e.g. at maxTokens).
+    pub complete: bool,
 }
 
 struct Generation {
@@ -97,8 +129,10 @@ struct Generation {
     generated: Vec<u32>,
     /// Text decoded but not yet returned, held back while it could be the start of a stop string.
     pending: String,
-    /// The last sampled token, fed to the model at the start of the next step (so the final token costs nothing).
-    to_feed: Option<u32>,
+    /// The last sampled token and any tokens the constraint forced after it, fed to the model at the start of the
+    /// next step (so the final token costs nothing).
+    to_feed: Vec<u32>,
+    constraint: Option<Constraint>,
     finished: bool,
 }
 
@@ -126,7 +160,10 @@ pub struct Engine {
     buf: Vec<u8>,
     pub gguf: Gguf,
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    /// Shared with the grammar machinery (constrained decoding tokenizes forced text with it).
+    pub tokenizer: Arc<Tokenizer>,
+    /// Built on the first constrained generation.
+    grammars: Option<Grammars>,
     chat: std::result::Result<ChatTemplate, String>,
     state: State,
     /// Tokens whose keys/values are in the cache, at positions 0..len.
@@ -189,7 +226,19 @@ impl Engine {
             state_bytes: state.bytes(),
             threads: state.threads(),
         };
-        Ok(Engine { buf, gguf, model, tokenizer, chat, state, cached: Vec::new(), gen: None, stats: Stats::default(), info })
+        Ok(Engine {
+            buf,
+            gguf,
+            model,
+            tokenizer: Arc::new(tokenizer),
+            grammars: None,
+            chat,
+            state,
+            cached: Vec::new(),
+            gen: None,
+            stats: Stats::default(),
+            info,
+        })
     }
 
     pub fn context_size(&self) -> usize {
@@ -204,6 +253,33 @@ impl Engine {
         }
     }
 
+    /// The prompt for a conversation with tools, and the format its reply must follow ([`crate::tools`]): a template
+    /// that renders tools gets them and the messages as they are; any other gets the tools as a system prompt and
+    /// earlier calls and results as text. With `tools` None (or choice `none`), the reply is unconstrained.
+    pub fn apply_chat_template_with_tools(
+        &self,
+        messages: &[ToolMessage],
+        tools: Option<&[Tool]>,
+        choice: &ToolChoice,
+    ) -> Result<(String, Option<ResponseFormat>)> {
+        let t = self.chat.as_ref().map_err(|e| Error::Template(e.clone()))?;
+        let shown = tools.filter(|_| *choice != ToolChoice::None);
+        if let Some(tools) = shown {
+            crate::tools::validate(tools)?;
+        }
+        let prompt = if t.renders_tools() {
+            let tools_json = shown.map(|t| serde_json::to_value(t).expect("tools serialize"));
+            t.render_with_tools(&crate::tools::template_messages(messages), tools_json.as_ref(), true)?
+        } else {
+            t.render(&crate::tools::plain_messages(messages, shown), true)?
+        };
+        let format = match shown {
+            Some(tools) => crate::tools::tool_format(tools, choice)?,
+            None => None,
+        };
+        Ok((prompt, format))
+    }
+
     /// Tokenize a prompt as the model expects (BOS as its metadata says; special tokens in the text are parsed,
     /// so a rendered chat template keeps its control tokens).
     pub fn tokenize_prompt(&self, text: &str) -> Result<Vec<u32>> {
@@ -215,6 +291,18 @@ impl Engine {
     pub fn set_pool(&mut self, pool: crate::par::Pool) {
         self.state.set_pool(pool);
         self.info.threads = self.state.threads();
+    }
+
+    /// The grammar machinery for this model's vocabulary, built on first use; also the milliseconds it took to
+    /// build now (0 when it already existed).
+    pub fn grammars(&mut self) -> Result<(&Grammars, f64)> {
+        let mut built = 0.0;
+        if self.grammars.is_none() {
+            let g = Grammars::new(self.tokenizer.clone(), self.model.config.vocab_size)?;
+            built = g.build_ms;
+            self.grammars = Some(g);
+        }
+        Ok((self.grammars.as_ref().expect("built above"), built))
     }
 
     pub fn reset(&mut self) {
@@ -239,6 +327,21 @@ impl Engine {
             }
         }
         let sampler = Sampler::new(opts.sampler.clone(), self.model.config.vocab_size)?;
+        // The constraint is compiled before the prefill, so a bad schema fails before any work on the prompt.
+        let (mut constraint, vocab_ms) = match &opts.response_format {
+            Some(f) => {
+                let (g, built) = self.grammars()?;
+                (Some(g.constraint(f)?), built)
+            }
+            None => (None, 0.0),
+        };
+        // What the grammar forces before any choice (e.g. `{"name": "` for an object schema): output from the
+        // start, fed with the first step.
+        let mut forced = match constraint.as_mut() {
+            Some(c) => c.start()?,
+            None => Vec::new(),
+        };
+        forced.truncate(opts.max_tokens);
         // Reuse the cached prefix (multi-turn chat re-sends the conversation); the last prompt token is always
         // recomputed because its logits are needed.
         let mut keep = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
@@ -267,18 +370,26 @@ impl Engine {
             prefill_ms,
             prefill_tokens_per_second: rate(prefilled, prefill_ms),
             prefill_profile,
+            constraint: constraint.as_ref().map(|c| ConstraintStats {
+                vocab_ms,
+                compile_ms: c.compile_ms,
+                ..Default::default()
+            }),
             ..Stats::default()
         };
         self.state.profile = opts.profile.then(Profile::default);
+        let mut decoder = IncrementalDecoder::new();
+        let pending: String = forced.iter().map(|&t| decoder.push(&self.tokenizer, t)).collect();
         self.gen = Some(Generation {
             sampler,
-            decoder: IncrementalDecoder::new(),
+            decoder,
             stop: opts.stop,
             max_tokens: opts.max_tokens,
-            history: prompt.to_vec(),
-            generated: Vec::new(),
-            pending: String::new(),
-            to_feed: None,
+            history: prompt.iter().chain(&forced).copied().collect(),
+            generated: forced.clone(),
+            pending,
+            to_feed: forced,
+            constraint,
             finished: opts.max_tokens == 0,
         });
         if opts.max_tokens == 0 {
@@ -309,19 +420,34 @@ impl Engine {
         if let Some(p) = self.state.profile.as_mut() {
             p.start();
         }
-        if let Some(tok) = g.to_feed.take() {
-            if self.cached.len() >= self.state.context {
+        // Only the tokens a grammar forces at the start can complete it or fill max_tokens before a step.
+        if g.constraint.as_ref().is_some_and(Constraint::is_finished) {
+            return Ok(Some(self.finish(FinishReason::Eos)));
+        }
+        if g.generated.len() >= g.max_tokens {
+            return Ok(Some(self.finish(FinishReason::Length)));
+        }
+        if !g.to_feed.is_empty() {
+            let feed = std::mem::take(&mut g.to_feed);
+            if self.cached.len() + feed.len() > self.state.context {
                 return Ok(Some(self.finish(FinishReason::Context)));
             }
             let pos = self.cached.len();
-            if let Err(e) = self.model.forward(&self.buf, &mut self.state, &[tok], pos, Logits::Last) {
+            if let Err(e) = self.model.forward(&self.buf, &mut self.state, &feed, pos, Logits::Last) {
                 self.gen = None;
                 self.cached.clear();
                 return Err(e);
             }
-            self.cached.push(tok);
+            self.cached.extend_from_slice(&feed);
         }
         let g = self.gen.as_mut().expect("generation in progress");
+        if let Some(c) = g.constraint.as_mut() {
+            if let Err(e) = c.mask(&mut self.state.logits) {
+                self.gen = None;
+                return Err(e);
+            }
+            mark!(self.state.profile, Constraint);
+        }
         let tok = g.sampler.sample(&mut self.state.logits, &g.history);
         if let Some(p) = self.state.profile.as_mut() {
             p.mark(Stage::Sample);
@@ -332,16 +458,37 @@ impl Engine {
         if self.tokenizer.is_eog(tok) {
             return Ok(Some(self.finish(FinishReason::Eos)));
         }
-        let piece = g.decoder.push(&self.tokenizer, tok);
-        g.pending.push_str(&piece);
+        // Tokens the grammar forces after `tok` join the output (and the next feed) without sampling, as many as
+        // max_tokens leaves room for.
+        let forced = match g.constraint.as_mut().map(|c| c.commit(tok)) {
+            Some(Ok(mut f)) => {
+                f.truncate(g.max_tokens.saturating_sub(g.generated.len()));
+                f
+            }
+            Some(Err(e)) => {
+                self.gen = None;
+                return Err(e);
+            }
+            None => Vec::new(),
+        };
+        mark!(self.state.profile, Constraint);
+        g.to_feed.push(tok);
+        for &t in std::iter::once(&tok).chain(&forced) {
+            let piece = g.decoder.push(&self.tokenizer, t);
+            g.pending.push_str(&piece);
+        }
+        g.generated.extend_from_slice(&forced);
+        g.history.extend_from_slice(&forced);
+        g.to_feed.extend_from_slice(&forced);
         let stop_at = first_stop(&g.pending, &g.stop);
         mark!(self.state.profile, Text);
         if let Some(cut) = stop_at {
             g.pending.truncate(cut);
-            g.to_feed = Some(tok);
             return Ok(Some(self.finish(FinishReason::Stop)));
         }
-        g.to_feed = Some(tok);
+        if g.constraint.as_ref().is_some_and(Constraint::is_finished) {
+            return Ok(Some(self.finish(FinishReason::Eos)));
+        }
         if g.generated.len() >= g.max_tokens {
             return Ok(Some(self.finish(FinishReason::Length)));
         }
@@ -355,6 +502,14 @@ impl Engine {
         let g = self.gen.as_mut().expect("generation in progress");
         g.finished = true;
         self.stats.finish_reason = Some(reason);
+        if let (Some(c), Some(cs)) = (g.constraint.as_mut(), self.stats.constraint.as_mut()) {
+            let (mean, p99) = c.mask_stats();
+            cs.masks = c.mask_ms.len();
+            cs.mask_mean_ms = mean;
+            cs.mask_p99_ms = p99;
+            cs.forced_tokens = c.forced;
+            cs.complete = c.is_accepting();
+        }
         let mut rest = std::mem::take(&mut g.pending);
         if reason != FinishReason::Stop {
             rest.push_str(&g.decoder.flush());

@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod clock;
+pub mod constraint;
 pub mod error;
 pub mod generate;
 pub mod gguf;
@@ -15,6 +16,7 @@ mod project;
 pub mod sampler;
 pub mod tensor;
 pub mod tokenizer;
+pub mod tools;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

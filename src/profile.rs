@@ -30,15 +30,17 @@ pub enum Stage {
     Residual,
     /// Final norm and the output head over the vocabulary.
     Head,
+    /// Constrained decoding: the grammar's token mask, and advancing the grammar past the sampled token.
+    Constraint,
     /// Sampling the next token from the logits.
     Sample,
     /// Detokenizing and checking stop strings.
     Text,
 }
 
-pub const STAGES: [&str; 13] =
+pub const STAGES: [&str; 14] =
     ["embed", "norm", "qkv", "rope", "attention", "attnOut", "gateUp", "activation", "down", "residual", "head",
-     "sample", "text"];
+     "constraint", "sample", "text"];
 
 /// Accumulated milliseconds per [`Stage`] over `steps` profiled calls.
 #[derive(Clone, Debug, Default)]

@@ -275,6 +275,27 @@ impl Sampler {
     }
 }
 
+/// Constrained decoding's first step, before the penalty, temperature, top-k, top-p and min-p: every logit whose
+/// bit is clear in `allowed` (bit `i % 32` of word `i / 32` stands for id `i`) becomes -inf, so no later stage can
+/// pick it. Ids past the bitset are disallowed too.
+pub fn mask_logits(logits: &mut [f32], allowed: &[u32]) {
+    for (w, chunk) in logits.chunks_mut(32).enumerate() {
+        let bits = allowed.get(w).copied().unwrap_or(0);
+        if bits == u32::MAX {
+            continue;
+        }
+        if bits == 0 {
+            chunk.fill(f32::NEG_INFINITY);
+            continue;
+        }
+        for (b, l) in chunk.iter_mut().enumerate() {
+            if bits & (1 << b) == 0 {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
 /// Index of the largest logit, the lowest index on a tie; NaN never wins (index 0 if all are NaN).
 fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0usize;

@@ -5,6 +5,8 @@
 //! `PocketLMError` with a stable `code` (see [`crate::Error::code`]).
 
 use crate::chat::Message;
+use crate::constraint::ResponseFormat;
+use crate::tools::{Tool, ToolChoice, ToolMessage};
 use crate::generate::{Engine as Core, GenerateOptions, Header};
 use crate::gguf::{self, Gguf};
 use crate::sampler::SamplerParams;
@@ -140,6 +142,8 @@ struct BeginOptions {
     seed: Option<f64>,
     stop: Option<Vec<String>>,
     profile: Option<bool>,
+    /// The package's `responseFormat`, as JSON text (JSON keeps a schema's integers integers).
+    response_format: Option<String>,
 }
 
 #[wasm_bindgen]
@@ -170,6 +174,34 @@ impl Engine {
         self.core.apply_chat_template(&messages).map_err(to_js)
     }
 
+    /// A conversation with tools, all as JSON text (`messages`: `[{role, content, toolCalls?, toolCallId?}]`,
+    /// `tools`: `[{type: 'function', function: {name, description, parameters}}]`, `toolChoice`). Returns
+    /// `{prompt, responseFormat}`: the prompt text and, unless the choice is 'none', the reply's format as JSON text
+    /// for `begin`'s `responseFormat`.
+    #[wasm_bindgen(js_name = applyChatTemplateWithTools)]
+    pub fn apply_chat_template_with_tools(&self, messages: &str, tools: &str, tool_choice: &str) -> Result<JsValue, JsValue> {
+        let bad = |what: &str, e: serde_json::Error| js_error("invalid-argument", &format!("{what}: {e}"));
+        let messages: Vec<ToolMessage> = serde_json::from_str(messages).map_err(|e| bad("messages", e))?;
+        let tools: Vec<Tool> = serde_json::from_str(tools).map_err(|e| bad("tools", e))?;
+        let choice: serde_json::Value = serde_json::from_str(tool_choice).map_err(|e| bad("toolChoice", e))?;
+        let choice = ToolChoice::from_json(Some(&choice)).map_err(to_js)?;
+        let (prompt, format) = self.core.apply_chat_template_with_tools(&messages, Some(&tools), &choice).map_err(to_js)?;
+        let out = js_sys::Object::new();
+        js_sys::Reflect::set(&out, &"prompt".into(), &prompt.into())?;
+        if let Some(f) = format {
+            js_sys::Reflect::set(&out, &"responseFormat".into(), &f.to_json().into())?;
+        }
+        Ok(out.into())
+    }
+
+    /// Splits a reply made under tools into `{content, toolCalls: [{id, name, arguments}]}` (JSON text); `seq`
+    /// numbers the call ids.
+    #[wasm_bindgen(js_name = parseToolReply)]
+    pub fn parse_tool_reply(&self, text: &str, seq: f64) -> String {
+        let (content, calls) = crate::tools::parse_reply(text, seq as u64);
+        serde_json::json!({ "content": content, "toolCalls": calls }).to_string()
+    }
+
     /// Tokenize the prompt, check it fits the context, and prefill.
     pub fn begin(&mut self, prompt: &str, opts: JsValue) -> Result<(), JsValue> {
         let o: BeginOptions = if opts.is_undefined() || opts.is_null() {
@@ -192,12 +224,19 @@ impl Engine {
             repeat_last_n: o.repeat_last_n.unwrap_or(d.repeat_last_n),
             seed,
         };
+        let response_format = match o.response_format.as_deref() {
+            None => None,
+            Some(json) => Some(serde_json::from_str::<ResponseFormat>(json).map_err(|e| {
+                js_error("invalid-argument", &format!("responseFormat: {e}"))
+            })?),
+        };
         let ids = self.core.tokenize_prompt(prompt).map_err(to_js)?;
         let opts = GenerateOptions {
             max_tokens: o.max_tokens.unwrap_or(GenerateOptions::default().max_tokens),
             sampler,
             stop: o.stop.unwrap_or_default(),
             profile: o.profile.unwrap_or(false),
+            response_format,
         };
         self.core.begin(&ids, opts).map_err(to_js)
     }

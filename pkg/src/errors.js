@@ -6,7 +6,7 @@
  *
  * Codes: 'network' | 'http' (with `status`) | 'quota' (with `details`) | 'storage' | 'integrity' | 'format' |
  * 'unsupported' | 'context-overflow' | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' |
- * 'worker' | 'unloaded' | 'internal'.
+ * 'worker' | 'unloaded' | 'internal' | 'length' (lm.json(): maxTokens ran out inside the JSON).
  */
 export class PocketLMError extends Error {
   /**

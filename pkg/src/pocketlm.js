@@ -18,7 +18,17 @@ import { loadWithFallback } from './remote.js';
  * @property {number} [seed]
  * @property {string[]} [stop] generation ends before any of these strings (they are not part of the output)
  * @property {boolean} [profile] time each stage of the prefill and decode steps (lastStats.prefillProfile, .profile)
+ * @property {ResponseFormat} [responseFormat] constrain the output: JSON Schema, any JSON object, a regex, a Lark grammar
  * @property {AbortSignal} [signal]
+ *
+ * @typedef {{type: 'json_schema', schema: object} | {type: 'json_schema', json_schema: {schema: object}}
+ *   | {type: 'json_object'} | {type: 'regex', pattern: string | RegExp} | {type: 'grammar', lark: string}
+ *   | {type: 'text'}} ResponseFormat
+ *
+ * @typedef {{type: 'function', function: {name: string, description?: string, parameters?: object}}} Tool
+ * @typedef {'auto' | 'none' | 'required' | {type: 'function', function: {name: string}}} ToolChoice
+ * @typedef {{id: string, type: 'function', function: {name: string, arguments: string}}} ToolCall
+ * @typedef {{role: 'assistant', content: string | null, toolCalls: ToolCall[]}} AssistantMessage
  *
  * @typedef {object} GenerationStats
  * @property {number} promptTokens
@@ -31,6 +41,8 @@ import { loadWithFallback } from './remote.js';
  *   prompt token
  *
  * @typedef {{role: string, content: string}} ChatMessage
+ * @typedef {ChatMessage | {role: 'assistant', content: string | null, toolCalls: ToolCall[]}
+ *   | {role: 'tool', toolCallId: string, content: string}} ToolChatMessage
  */
 
 const NUMBER_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed'];
@@ -66,7 +78,118 @@ function engineOptions(opts = {}) {
     if (typeof opts.profile !== 'boolean') throw new PocketLMError('invalid-argument', 'profile must be a boolean');
     out.profile = opts.profile;
   }
+  const format = responseFormatJson(opts.responseFormat);
+  if (format !== undefined) out.responseFormat = format;
   return out;
+}
+
+/** JS RegExp flags that have an inline equivalent in the engine's regex syntax. */
+const REGEX_FLAGS = { i: 'i', s: 's', m: 'm', u: '', g: '', y: '', d: '', v: '' };
+
+/**
+ * The engine's JSON form of a responseFormat (checked here; the engine checks the schema, regex or grammar itself
+ * and rejects what it cannot honour with 'invalid-argument' before any token).
+ * @param {ResponseFormat | undefined} rf @returns {string | undefined}
+ */
+function responseFormatJson(rf) {
+  if (rf === undefined || rf === null) return undefined;
+  const bad = (msg) => new PocketLMError('invalid-argument', `responseFormat: ${msg}`);
+  if (typeof rf !== 'object') throw bad('must be an object like {type: \'json_schema\', schema}');
+  switch (rf.type) {
+    case 'text':
+      return undefined;
+    case 'json_object':
+      return JSON.stringify({ type: 'json_object' });
+    case 'json_schema': {
+      // Also OpenAI's shape: {type: 'json_schema', json_schema: {name, schema, strict}}.
+      const schema = rf.schema ?? rf.json_schema?.schema;
+      if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+        throw bad('json_schema needs a schema object');
+      }
+      let text;
+      try {
+        text = JSON.stringify({ type: 'json_schema', schema });
+      } catch (e) {
+        throw bad(`the schema cannot be written as JSON (${/** @type {Error} */ (e).message})`);
+      }
+      return text;
+    }
+    case 'regex': {
+      let pattern = rf.pattern;
+      if (pattern instanceof RegExp) {
+        let inline = '';
+        for (const f of pattern.flags) {
+          if (!(f in REGEX_FLAGS)) throw bad(`regex flag '${f}' is not supported`);
+          inline += REGEX_FLAGS[/** @type {keyof typeof REGEX_FLAGS} */ (f)];
+        }
+        pattern = (inline ? `(?${inline})` : '') + pattern.source;
+      }
+      if (typeof pattern !== 'string' || pattern === '') throw bad('regex needs a pattern (a RegExp or a string)');
+      return JSON.stringify({ type: 'regex', pattern });
+    }
+    case 'grammar':
+      if (typeof rf.lark !== 'string' || rf.lark.trim() === '') throw bad('grammar needs a Lark grammar string (lark)');
+      return JSON.stringify({ type: 'grammar', lark: rf.lark });
+    default:
+      throw bad(`unknown type ${JSON.stringify(rf.type)} (json_schema, json_object, regex, grammar or text)`);
+  }
+}
+
+/**
+ * A conversation with tools: plain messages, the assistant's earlier calls and the tools' results.
+ * @param {unknown} messages
+ */
+function toolMessages(messages) {
+  const bad = () => new PocketLMError('invalid-argument', 'messages must be a non-empty array of {role, content}, '
+    + '{role: \'assistant\', content, toolCalls} or {role: \'tool\', toolCallId, content}');
+  if (!Array.isArray(messages) || messages.length === 0) throw bad();
+  return messages.map((m) => {
+    if (!m || typeof m.role !== 'string') throw bad();
+    const content = m.content ?? null;
+    if (content !== null && typeof content !== 'string') throw bad();
+    const calls = m.toolCalls ?? m.tool_calls;
+    if (m.role === 'assistant' && Array.isArray(calls)) {
+      return {
+        role: 'assistant',
+        content,
+        toolCalls: calls.map((c) => {
+          const fn = c?.function ?? c;
+          const args = typeof fn?.arguments === 'string' ? fn.arguments : JSON.stringify(fn?.arguments ?? {});
+          if (typeof fn?.name !== 'string') throw bad();
+          return { id: String(c.id ?? ''), name: fn.name, arguments: args };
+        }),
+      };
+    }
+    if (m.role === 'tool') {
+      const id = m.toolCallId ?? m.tool_call_id;
+      return { role: 'tool', toolCallId: id === undefined ? null : String(id), content: content ?? '' };
+    }
+    if (content === null) throw bad();
+    return { role: m.role, content };
+  });
+}
+
+/** @param {unknown} tools */
+function toolList(tools) {
+  if (!Array.isArray(tools) || tools.length === 0) {
+    throw new PocketLMError('invalid-argument', 'tools must be a non-empty array of {type: \'function\', function: {name, description, parameters}}');
+  }
+  return tools.map((t) => {
+    const fn = t?.function;
+    if (!fn || typeof fn.name !== 'string') {
+      throw new PocketLMError('invalid-argument', 'each tool must be {type: \'function\', function: {name, description, parameters}}');
+    }
+    return { type: t.type ?? 'function', function: { name: fn.name, description: fn.description, parameters: fn.parameters } };
+  });
+}
+
+/** The reply from the worker's {content, toolCalls} in the package's (OpenAI-like) shape. @returns {AssistantMessage} */
+function assistantMessage(reply) {
+  return {
+    role: 'assistant',
+    content: reply.content,
+    toolCalls: reply.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+  };
 }
 
 /** @param {unknown} messages @returns {ChatMessage[]} */
@@ -95,6 +218,8 @@ export class PocketLM {
   #info;
   /** @type {GenerationStats | null} */
   #lastStats = null;
+  /** @type {{content: string | null, toolCalls: {id: string, name: string, arguments: string}[]} | null} */
+  #lastReply = null;
 
   /**
    * Loads a GGUF model: from the IndexedDB cache when it is there (no network request), else downloading it
@@ -161,11 +286,41 @@ export class PocketLM {
   }
 
   /**
-   * The assistant's reply, with the model's own chat template applied to `messages`.
-   * @param {ChatMessage[]} messages @param {GenerateOptions} [options] @returns {Promise<string>}
+   * The assistant's reply, with the model's own chat template applied to `messages`. With `tools`, resolves to the
+   * assistant's message `{role: 'assistant', content, toolCalls}` instead of a string: a call names one of the
+   * tools and its arguments are valid for that tool's `parameters` schema.
+   * @param {ChatMessage[] | ToolChatMessage[]} messages
+   * @param {GenerateOptions & {tools?: Tool[], toolChoice?: ToolChoice}} [options]
+   * @returns {Promise<any>} string, or AssistantMessage with tools
    */
   async chat(messages, options = {}) {
+    if (options.tools !== undefined) {
+      const input = { messages: toolMessages(messages), tools: toolList(options.tools), toolChoice: options.toolChoice ?? 'auto' };
+      await this.#collect(input, options);
+      return assistantMessage(/** @type {any} */ (this.#lastReply));
+    }
     return this.#collect({ messages: chatMessages(messages) }, options);
+  }
+
+  /**
+   * The reply as a parsed JSON value valid for `schema` (JSON Schema; `null` or omitted: any JSON object). A string
+   * prompt is sent as the user's message when the model has a chat template, else completed as raw text.
+   * Rejects with code 'length' (details: {text, stats}) when maxTokens ran out before the JSON was complete.
+   * @param {string | ChatMessage[]} input @param {object | null} [schema] @param {GenerateOptions} [options]
+   * @returns {Promise<any>}
+   */
+  async json(input, schema, options = {}) {
+    const responseFormat = schema == null ? { type: 'json_object' } : { type: 'json_schema', schema };
+    const opts = { ...options, responseFormat };
+    const text = typeof input === 'string' && !this.#info.chatTemplate
+      ? await this.complete(input, opts)
+      : await this.chat(typeof input === 'string' ? [{ role: 'user', content: input }] : input, opts);
+    const stats = /** @type {any} */ (this.#lastStats);
+    if (stats?.finishReason === 'length' || stats?.finishReason === 'context' || stats?.constraint?.complete === false) {
+      throw new PocketLMError('length', `the output stopped (${stats?.finishReason}) after ${stats?.generatedTokens} `
+        + 'tokens, before the JSON was complete: raise maxTokens (or contextSize)', { details: { text, stats } });
+    }
+    return JSON.parse(text);
   }
 
   /**
@@ -176,9 +331,22 @@ export class PocketLM {
     return this.#stream({ prompt: String(prompt) }, options);
   }
 
-  /** `chat` as text pieces while they are generated. @returns {TextStream} */
+  /**
+   * `chat` as text pieces while they are generated. With `tools`, the pieces are the raw reply (a call as
+   * `<tool_call>` JSON); `lastReply` then has the parsed {content, toolCalls} once the stream ends.
+   * @returns {TextStream}
+   */
   chatStream(messages, options = {}) {
+    if (options.tools !== undefined) {
+      return this.#stream({ messages: toolMessages(messages), tools: toolList(options.tools),
+        toolChoice: options.toolChoice ?? 'auto' }, options);
+    }
     return this.#stream({ messages: chatMessages(messages) }, options);
+  }
+
+  /** The assistant message of the last chat with tools ({role, content, toolCalls}), or null. */
+  get lastReply() {
+    return this.#lastReply ? assistantMessage(this.#lastReply) : null;
   }
 
   /** `stream` as a ReadableStream<string>; cancelling the stream stops generation. */
@@ -218,8 +386,9 @@ export class PocketLM {
   async #collect(input, options) {
     const req = { ...input, options: engineOptions(options), collect: true };
     try {
-      const { text, stats } = await this.#conn.request('generate', req, { signal: options.signal });
+      const { text, stats, reply } = await this.#conn.request('generate', req, { signal: options.signal });
       this.#lastStats = stats;
+      this.#lastReply = reply ?? null;
       return text;
     } catch (e) {
       this.#noteAbortStats(e);
@@ -234,8 +403,9 @@ export class PocketLM {
         signal: options.signal,
         onEvent: (m) => typeof m.piece === 'string' && sink.piece(m.piece),
       });
-      promise.then(({ stats }) => {
+      promise.then(({ stats, reply }) => {
         this.#lastStats = stats;
+        this.#lastReply = reply ?? null;
         sink.end();
       }, (e) => {
         this.#noteAbortStats(e);

@@ -12,6 +12,8 @@ const HEADER_CHECK_BYTES = 1 << 20;
 
 /** @type {any} the wasm Engine, once loaded */
 let engine = null;
+/** Numbers tool calls' ids (call_SEQ_I) across this worker's generations. */
+let toolCallSeq = 0;
 /** Set when the engine failed in a way that may have left its state broken (a wasm trap). */
 let crashed = null;
 
@@ -147,13 +149,29 @@ const HANDLERS = {
   /** @param {import('./protocol.js').GenerateArgs} args */
   async generate(args, signal, emit) {
     const e = requireEngine();
-    const prompt = args.messages ? e.applyChatTemplate(args.messages) : args.prompt;
+    let prompt;
+    let options = args.options ?? {};
+    if (args.tools) {
+      // The engine renders the tools into the prompt and returns the grammar the reply must follow.
+      const r = e.applyChatTemplateWithTools(JSON.stringify(args.messages), JSON.stringify(args.tools),
+        JSON.stringify(args.toolChoice ?? 'auto'));
+      prompt = r.prompt;
+      if (r.responseFormat !== undefined) {
+        if (options.responseFormat !== undefined) {
+          throw new PocketLMError('invalid-argument', 'responseFormat cannot be combined with tools');
+        }
+        options = { ...options, responseFormat: r.responseFormat };
+      }
+    } else {
+      prompt = args.messages ? e.applyChatTemplate(args.messages) : args.prompt;
+    }
     if (typeof prompt !== 'string') throw new PocketLMError('invalid-argument', 'prompt must be a string');
     throwIfAborted(signal, 'generation');
     // No reset: the engine keeps the tokens whose keys/values are in its cache (whatever the previous call left,
     // finished, aborted or failed) and `begin` prefills only what follows the longest cached prefix of this prompt,
     // so a follow-up chat turn (the conversation re-sent plus one message) costs only the new tokens.
-    e.begin(prompt, args.options ?? {});
+    e.begin(prompt, options);
+    const keepText = args.collect || !!args.tools;
     let text = '';
     for (;;) {
       if (signal.aborted) {
@@ -164,15 +182,17 @@ const HANDLERS = {
       const piece = e.next();
       if (piece === undefined) break;
       if (piece !== '') {
-        if (args.collect) text += piece;
-        else emit({ piece });
+        if (keepText) text += piece;
+        if (!args.collect) emit({ piece });
       }
       // Let a 'cancel' message in: the engine computes synchronously, so without this the message would wait
       // for the whole generation.
       await nextTask();
     }
     const stats = plainStats(e.stats());
-    return args.collect ? { text, stats } : { stats };
+    // Under tools, the reply split into text and calls ({content, toolCalls}).
+    const reply = args.tools ? JSON.parse(e.parseToolReply(text, ++toolCallSeq)) : undefined;
+    return args.collect ? { text, stats, reply } : { stats, reply };
   },
 
   async tokenize(args) {
@@ -217,6 +237,8 @@ function plainStats(v) {
     ...(s.profile ? { profile: plainStages(s.profile) } : {}),
     // ... and per prefilled prompt token over the prefill.
     ...(s.prefillProfile ? { prefillProfile: plainStages(s.prefillProfile) } : {}),
+    // Only under responseFormat or tools: what the constraint cost, and whether the output is complete.
+    ...(s.constraint ? { constraint: s.constraint instanceof Map ? Object.fromEntries(s.constraint) : s.constraint } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
 //!
 //! pocketlm generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--threads N] [--json]
-//!                   [--profile]
+//!                   [--profile] [--json-schema FILE | --json-object | --regex R | --grammar FILE]
 //! pocketlm tokenize --model PATH --text TEXT
 //! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json]
 //!
@@ -11,6 +11,7 @@
 //! pocketlm inspect PATH
 
 use pocketlm::chat::Message;
+use pocketlm::constraint::ResponseFormat;
 use pocketlm::generate::{Engine, GenerateOptions};
 use pocketlm::gguf::Gguf;
 use pocketlm::sampler::SamplerParams;
@@ -22,6 +23,7 @@ const USAGE: &str = "usage:
   pocketlm generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
                     [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
                     [--ctx N] [--threads N] [--json] [--profile]
+                    [--json-schema FILE | --json-object | --regex PATTERN | --grammar LARK_FILE]
   pocketlm tokenize --model PATH --text TEXT
   pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json]
   (--threads: default = the machine's available parallelism; the output is the same for every count)
@@ -131,8 +133,8 @@ fn generate(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &["model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
-          "repeat-last-n", "seed", "stop", "ctx", "threads"],
-        &["chat", "json", "profile"],
+          "repeat-last-n", "seed", "stop", "ctx", "threads", "json-schema", "regex", "grammar"],
+        &["chat", "json", "profile", "json-object"],
     )?;
     let d = SamplerParams::default();
     let sampler = SamplerParams {
@@ -149,6 +151,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
         sampler,
         stop: a.all("stop"),
         profile: a.has("profile"),
+        response_format: response_format(&a)?,
     };
     let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?, threads(&a)?)?;
     let prompt = a.req("prompt")?;
@@ -185,6 +188,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
             "finish_reason": s.finish_reason,
             "profile": s.profile,
             "prefill_profile": s.prefill_profile,
+            "constraint": s.constraint,
         });
         println!("{obj}");
     } else {
@@ -204,6 +208,32 @@ fn generate(raw: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// At most one of --json-schema FILE, --json-object, --regex PATTERN, --grammar FILE.
+fn response_format(a: &Args) -> Result<Option<ResponseFormat>, String> {
+    let read = |flag: &str, path: &str| {
+        std::fs::read_to_string(path).map_err(|e| format!("--{flag}: cannot read '{path}': {e}"))
+    };
+    let mut formats = Vec::new();
+    if let Some(path) = a.get("json-schema") {
+        let schema = serde_json::from_str(&read("json-schema", path)?)
+            .map_err(|e| format!("--json-schema: '{path}' is not JSON: {e}"))?;
+        formats.push(ResponseFormat::JsonSchema { schema });
+    }
+    if a.has("json-object") {
+        formats.push(ResponseFormat::JsonObject);
+    }
+    if let Some(pattern) = a.get("regex") {
+        formats.push(ResponseFormat::Regex { pattern: pattern.to_string() });
+    }
+    if let Some(path) = a.get("grammar") {
+        formats.push(ResponseFormat::Grammar { lark: read("grammar", path)? });
+    }
+    if formats.len() > 1 {
+        return Err("give at most one of --json-schema, --json-object, --regex, --grammar".into());
+    }
+    Ok(formats.pop())
 }
 
 fn tokenize(raw: &[String]) -> Result<(), String> {

@@ -202,7 +202,7 @@ if (reason && REQUIRED) {
       assert.equal(out.text, out.plain); // timing changes nothing computed
       const stages = out.stats.profile.map((t) => t.stage);
       assert.deepEqual(stages, ['embed', 'norm', 'qkv', 'rope', 'attention', 'attnOut', 'gateUp', 'activation', 'down',
-        'residual', 'head', 'sample', 'text']);
+        'residual', 'head', 'constraint', 'sample', 'text']);
       assert.ok(out.stats.profile.every((t) => Number.isFinite(t.ms) && t.ms >= 0));
       const perToken = out.stats.profile.reduce((a, t) => a + t.ms, 0);
       const decodeMsPerToken = 1000 / out.stats.decodeTokensPerSecond;
