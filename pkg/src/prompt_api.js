@@ -235,11 +235,10 @@ function constraintOf(options) {
     return null;
   }
   if (rc instanceof RegExp) {
-    if (rc.flags.replace(/[gy]/g, '')) throw domError('NotSupportedError', `RegExp flags '${rc.flags}' are not supported`);
-    // The constraint is on the whole answer, so a leading ^ and a trailing $ add nothing (and the constraint engine's
-    // regex syntax has no anchors).
-    const pattern = rc.source.replace(/^\^/, '').replace(/(^|[^\\])\$$/, '$1');
-    return { format: { type: 'regex', pattern },
+    // The constraint is on the whole answer, so a leading ^ and a trailing $ add nothing; the flags go to the core
+    // package, which honours i, s and m and rejects the others (NotSupportedError here).
+    const source = rc.source.replace(/^\^/, '').replace(/(^|[^\\])\$$/, '$1');
+    return { format: { type: 'regex', pattern: new RegExp(source, rc.flags.replace(/[gyd]/g, '')) },
       guidance: `Answer with text that matches the regular expression /${rc.source}/.` };
   }
   if (typeof rc === 'object' && !Array.isArray(rc)) {

@@ -225,6 +225,7 @@ export class RemoteLM {
   #model;
   /** @type {Record<string, any>} */ #info;
   /** @type {Record<string, any> | null} */ #lastStats = null;
+  /** @type {Record<string, any> | null} */ #lastReply = null;
   /** @type {Set<AbortController>} */ #pending = new Set();
   #closed = false;
 
@@ -280,10 +281,28 @@ export class RemoteLM {
     const choice = r.choices?.[0];
     this.#lastStats = statsOf(r.usage, choice?.finish_reason, options.stop);
     if (options.tools) {
-      return { role: 'assistant', content: choice?.message?.content ?? null,
+      this.#lastReply = { role: 'assistant', content: choice?.message?.content ?? null,
         toolCalls: (choice?.message?.tool_calls ?? []).map((c) => ({ id: c.id, type: 'function', function: c.function })) };
+      return this.lastReply;
     }
     return choice?.message?.content ?? '';
+  }
+
+  /** The assistant message of the last chat with tools, or null. */
+  get lastReply() {
+    return this.#lastReply ? structuredClone(this.#lastReply) : null;
+  }
+
+  /** As PocketLM.json: the reply parsed as JSON valid for `schema` (null: any JSON object), via response_format. */
+  async json(input, schema, options = {}) {
+    const responseFormat = schema == null ? { type: 'json_object' } : { type: 'json_schema', schema };
+    const messages = typeof input === 'string' ? [{ role: 'user', content: input }] : input;
+    const text = await this.chat(messages, { ...options, responseFormat });
+    if (this.#lastStats?.finishReason === 'length') {
+      throw new PocketLMError('length', `the output stopped (length) after ${this.#lastStats.generatedTokens} tokens, `
+        + 'before the JSON was complete: raise maxTokens', { details: { text, stats: this.#lastStats } });
+    }
+    return JSON.parse(text);
   }
 
   stream(prompt, options = {}) {
