@@ -136,6 +136,16 @@ export function toGenerateArgs(p) {
     if (choice !== undefined) options.toolChoice = choice;
   } else if (p.tools !== undefined && p.tools !== null && !Array.isArray(p.tools)) {
     throw invalid('tools must be an array', 'tools');
+  } else {
+    // A conversation with earlier calls and results but no tools offered now (OpenAI allows it): the calls' tools,
+    // by name, with choice 'none', so the history is rendered as such and the reply is plain text.
+    const names = new Set(messages.flatMap((m) => (m.toolCalls ?? []).map((c) => c.function.name)));
+    if (names.size > 0 || messages.some((m) => m.role === 'tool')) {
+      if (names.size === 0) throw invalid('a tool message needs the assistant message with its tool_calls before it', 'messages');
+      options.tools = [...names].map((name) => ({ type: 'function', function: { name } }));
+      options.toolChoice = 'none';
+      options.toolsForHistoryOnly = true;
+    }
   }
   return { messages, options };
 }
@@ -182,6 +192,8 @@ function toolCallsOf(reply) {
  */
 export async function createChatCompletion(lm, params, requestOptions = {}) {
   const { messages, options } = toGenerateArgs(params);
+  const historyOnly = !!options.toolsForHistoryOnly;
+  delete options.toolsForHistoryOnly;
   const signal = requestOptions.signal ?? params.signal;
   if (signal) options.signal = signal;
   const base = { id: completionId(), created: Math.floor(Date.now() / 1000), model: modelId(lm), system_fingerprint: null };
@@ -189,7 +201,7 @@ export async function createChatCompletion(lm, params, requestOptions = {}) {
   const reply = await lm.chat(messages, options);
   const stats = lm.lastStats;
   // With tools the core package answers an assistant message object; without, a string.
-  const toolCalls = typeof reply === 'string' ? undefined : toolCallsOf(reply);
+  const toolCalls = typeof reply === 'string' || historyOnly ? undefined : toolCallsOf(reply);
   const content = typeof reply === 'string' ? reply : (reply?.content ?? null);
   /** @type {Record<string, any>} */
   const message = { role: 'assistant', content, refusal: null };

@@ -202,7 +202,7 @@ engineSuite('OpenAI-compatible API', () => {
     after(() => env.stop());
 
     it('response_format json_schema gives JSON that matches the schema', async () => {
-      const schema = { type: 'object', properties: { city: { type: 'string' }, population: { type: 'integer' } },
+      const schema = { type: 'object', properties: { city: { type: 'string', maxLength: 40 }, population: { type: 'integer' } },
         required: ['city', 'population'], additionalProperties: false };
       const c = await env.page.evaluate((s) => window.client.chat.completions.create({ model: 'x', temperature: 0, max_tokens: 64,
         messages: [{ role: 'user', content: 'Give the capital of France and its population as JSON.' }],
@@ -235,7 +235,8 @@ engineSuite('OpenAI-compatible API', () => {
           tools, tool_choice: 'required' });
         const msg = first.choices[0].message;
         const call = msg.tool_calls?.[0];
-        const second = call ? await window.client.chat.completions.create({ model: 'x', temperature: 0, max_tokens: 48, tools,
+        // The result goes back; no tools offered this time, so the answer is text about it.
+        const second = call ? await window.client.chat.completions.create({ model: 'x', temperature: 0, max_tokens: 48,
           messages: [...messages, msg, { role: 'tool', tool_call_id: call.id, content: '{"temperature_c": 21, "sky": "sunny"}' }] }) : null;
         const chunks = [];
         for await (const ch of await window.client.chat.completions.create({ model: 'x', temperature: 0, max_tokens: 64, messages,
@@ -250,6 +251,8 @@ engineSuite('OpenAI-compatible API', () => {
       assert.equal(typeof JSON.parse(call.function.arguments).city, 'string');
       assert.equal(typeof call.id, 'string');
       assert.equal(typeof out.second.choices[0].message.content, 'string');
+      assert.ok(out.second.choices[0].message.content.length > 0);
+      assert.equal(out.second.choices[0].message.tool_calls, undefined);
       const deltas = out.chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
       assert.equal(deltas[0].function.name, 'get_weather');
       assert.equal(typeof JSON.parse(deltas.map((d) => d.function.arguments).join('')).city, 'string');
