@@ -121,6 +121,9 @@ export interface ConstraintStats {
 
 export interface GenerationStats {
   promptTokens: number;
+  /** Prompt tokens run through the model; the others (promptTokens - prefilledTokens) came from the KV cache, which
+   * keeps the previous call's tokens: a follow-up chat turn prefills only what is new. */
+  prefilledTokens: number;
   generatedTokens: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
@@ -153,6 +156,9 @@ export declare class PocketLM {
   private constructor();
   /** Loads a GGUF model from the cache (no network) or downloads it into the cache, in a dedicated worker. */
   static load(url: string | URL, options?: LoadOptions): Promise<PocketLM>;
+  /** With `fallback`: on this device when the preflight (memory budget, storage) allows and the load succeeds, else a
+   * RemoteLM over the OpenAI-compatible server (`info.backend === 'remote'`), with the same methods. */
+  static load(url: string | URL, options: LoadOptions & FallbackLoadOptions): Promise<PocketLM | RemoteLM>;
   readonly info: Readonly<ModelInfo>;
   /** Statistics of the last finished or aborted generation; null before the first. */
   readonly lastStats: GenerationStats | null;
@@ -160,10 +166,10 @@ export declare class PocketLM {
   complete(prompt: string, options?: GenerateOptions): Promise<string>;
   stream(prompt: string, options?: GenerateOptions): TextStream;
   readable(prompt: string, options?: GenerateOptions): ReadableStream<string>;
-  /** Reply to a conversation, using the model's own chat template. */
-  chat(messages: ChatMessage[], options?: GenerateOptions): Promise<string>;
-  /** With tools: the assistant's message, text and/or calls whose arguments are valid for the tool's parameters. */
-  chat(messages: ToolChatMessage[], options: ChatToolOptions): Promise<AssistantMessage>;
+  /** Reply to a conversation, using the model's own chat template (a method; also `lm.chat.completions.create`). */
+  readonly chat: ChatMethod;
+  /** A fetch serving OpenAI's API from this model (createFetch(lm)). */
+  readonly fetch: typeof fetch;
   chatStream(messages: ChatMessage[], options?: GenerateOptions): TextStream;
   chatStream(messages: ToolChatMessage[], options: ChatToolOptions): TextStream;
   /** The assistant message of the last chat with tools, or null. */
@@ -238,4 +244,149 @@ export declare class PocketLMError extends Error {
   readonly status?: number;
   /** 'quota': {needed, available, quota, usage}; 'integrity': {expected, actual}; aborted generation: {stats}. */
   readonly details?: Record<string, unknown>;
+}
+
+// --- OpenAI-compatible API (openai.js)
+
+/** `lm.chat`: callable as before, and OpenAI's `chat.completions.create`. */
+export interface ChatMethod {
+  (messages: ChatMessage[], options?: GenerateOptions): Promise<string>;
+  /** With tools: the assistant's message, text and/or calls whose arguments are valid for the tool's parameters. */
+  (messages: ToolChatMessage[], options: ChatToolOptions): Promise<AssistantMessage>;
+  readonly completions: ChatCompletions;
+}
+
+export interface ChatCompletions {
+  create(params: ChatCompletionCreateParams & { stream?: false | null }, requestOptions?: { signal?: AbortSignal }):
+    Promise<ChatCompletion>;
+  create(params: ChatCompletionCreateParams & { stream: true }, requestOptions?: { signal?: AbortSignal }):
+    Promise<AsyncIterable<ChatCompletionChunk> & { controller: AbortController }>;
+}
+
+export interface OpenAIMessage {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  content: string | { type: 'text'; text: string }[] | null;
+  tool_calls?: OpenAIToolCall[];
+  tool_call_id?: string;
+}
+
+export interface OpenAIToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export interface ChatCompletionCreateParams {
+  messages: OpenAIMessage[];
+  /** Ignored (this is the one model); echoed as the model file's or metadata's name. */
+  model?: string;
+  stream?: boolean | null;
+  /** With `stream: true`: a last chunk with `choices: []` and the usage (as OpenAI does). */
+  stream_options?: { include_usage?: boolean } | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  response_format?: { type: 'text' } | { type: 'json_object' }
+    | { type: 'json_schema'; json_schema: { name: string; schema: object; strict?: boolean } };
+  tools?: { type: 'function'; function: { name: string; description?: string; parameters?: object } }[];
+  tool_choice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+  /** Only the defaults (n 1, penalties 0, logprobs false) are accepted. */
+  n?: number; frequency_penalty?: number; presence_penalty?: number; logprobs?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** cached_tokens: prompt tokens the KV cache already held (not prefilled again). */
+  prompt_tokens_details?: { cached_tokens: number };
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  system_fingerprint: null;
+  choices: {
+    index: 0;
+    message: { role: 'assistant'; content: string | null; refusal: null; tool_calls?: OpenAIToolCall[] };
+    logprobs: null;
+    finish_reason: 'stop' | 'length' | 'tool_calls';
+  }[];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: {
+    index: 0;
+    delta: { role?: 'assistant'; content?: string; tool_calls?: (OpenAIToolCall & { index: number })[] };
+    logprobs: null;
+    finish_reason: 'stop' | 'length' | 'tool_calls' | null;
+  }[];
+  usage?: CompletionUsage | null;
+}
+
+/** A fetch answering POST …/chat/completions (JSON or server-sent events) and GET …/models from `lm`, for the
+ * `openai` client's `fetch` option. */
+export declare function createFetch(lm: PocketLM | RemoteLM): typeof fetch;
+/** `{create}` over any model (what `lm.chat.completions` is). */
+export declare function chatCompletions(lm: PocketLM | RemoteLM): ChatCompletions;
+
+// --- hybrid fallback (remote.js)
+
+export interface FallbackLoadOptions {
+  /** The OpenAI-compatible server to use when the device cannot run the model. */
+  fallback: { baseURL: string; apiKey?: string; model?: string };
+  /** Bytes the model may take in memory (default: a quarter of navigator.deviceMemory, at most 4 GiB). */
+  memoryBudget?: number;
+  /** With this, a device that passed the preflight runs a short speed probe (16 greedy tokens) after loading, and a
+   * decode rate below it unloads the model and uses the server. */
+  minTokensPerSecond?: number;
+}
+
+export interface Preflight {
+  device: boolean;
+  reason: string | null;
+  modelBytes: number | null;
+  memoryBudget: number;
+  storageAvailable: number | null;
+  cached: boolean;
+  /** With minTokensPerSecond: the device's decode rate in the speed probe. */
+  probeTokensPerSecond?: number;
+}
+
+export declare function preflight(url: string, options?: { memoryBudget?: number; signal?: AbortSignal }): Promise<Preflight>;
+
+/** A model on an OpenAI-compatible server with PocketLM's methods (tokenize, detokenize and applyChatTemplate reject
+ * with code 'unsupported'). */
+export declare class RemoteLM {
+  private constructor();
+  static connect(fallback: FallbackLoadOptions['fallback'], extra?: { signal?: AbortSignal }): Promise<RemoteLM>;
+  readonly info: Readonly<{ backend: 'remote'; name: string; baseURL: string; threads: 0; contextSize: null;
+    fallbackReason: string | null; preflight: Preflight | null }>;
+  readonly lastStats: GenerationStats | null;
+  complete(prompt: string, options?: GenerateOptions): Promise<string>;
+  stream(prompt: string, options?: GenerateOptions): TextStream;
+  readable(prompt: string, options?: GenerateOptions): ReadableStream<string>;
+  readonly chat: ChatMethod;
+  readonly fetch: typeof fetch;
+  chatStream(messages: ChatMessage[], options?: GenerateOptions): TextStream;
+  chatReadable(messages: ChatMessage[], options?: GenerateOptions): ReadableStream<string>;
+  /** The assistant message of the last chat with tools, or null. */
+  readonly lastReply: AssistantMessage | null;
+  /** As PocketLM.json, through the server's response_format (json_schema / json_object). */
+  json(input: string | ChatMessage[], schema?: object | null, options?: GenerateOptions): Promise<any>;
+  tokenize(text: string): Promise<never>;
+  detokenize(ids: ArrayLike<number>): Promise<never>;
+  applyChatTemplate(messages: ChatMessage[]): Promise<never>;
+  unload(): Promise<void>;
 }

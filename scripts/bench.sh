@@ -14,3 +14,5 @@ fi
 node bench/run.mjs "$@"
 # Structured output: constrained vs free decode, trie build, mask time (its own page; default models).
 node bench/structured.mjs
+# Follow-up chat turns: 3rd-turn time to first token, KV prefix reuse vs full prefill (bench/turns.mjs).
+node bench/turns.mjs

@@ -37,7 +37,7 @@ function parseArgs(argv) {
 }
 
 function check(dist) {
-  const missing = ['index.js', 'index.d.ts', 'worker.js', 'builds.js', 'wasm/simd128/pocketlm_bg.wasm']
+  const missing = ['index.js', 'index.d.ts', 'prompt_api.js', 'prompt_api.d.ts', 'worker.js', 'builds.js', 'wasm/simd128/pocketlm_bg.wasm']
     .filter((f) => !fs.existsSync(path.join(dist, f)));
   if (missing.length === 0) return;
   const msg = `dist/ lacks ${missing.join(', ')}: run \`make pkg\` at the repository root before packing`;
@@ -113,7 +113,10 @@ function build(opts) {
   for (const f of fs.readdirSync(src)) {
     if (f.endsWith('.js') && f !== 'builds.js') fs.copyFileSync(path.join(src, f), path.join(dist, f));
   }
-  fs.copyFileSync(path.join(PKG, 'index.d.ts'), path.join(dist, 'index.d.ts'));
+  // index.d.ts, and the subpath exports' types (prompt_api.d.ts)
+  for (const f of fs.readdirSync(PKG)) {
+    if (f.endsWith('.d.ts')) fs.copyFileSync(path.join(PKG, f), path.join(dist, f));
+  }
   const present = [];
   for (const b of BUILDS) {
     if (!sources[b]) continue;

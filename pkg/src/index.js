@@ -2,3 +2,5 @@
 export { PocketLM, TextStream } from './pocketlm.js';
 export { ModelCache } from './model_cache.js';
 export { PocketLMError } from './errors.js';
+export { createFetch, chatCompletions } from './openai.js';
+export { RemoteLM, preflight } from './remote.js';

@@ -3,6 +3,8 @@
 import { WorkerConnection, resolveUrl, spawnWorker } from './rpc.js';
 import { ModelCache, callProgress } from './model_cache.js';
 import { PocketLMError, throwIfAborted } from './errors.js';
+import { attachOpenAI } from './openai.js';
+import { loadWithFallback } from './remote.js';
 
 /**
  * @typedef {object} GenerateOptions
@@ -229,6 +231,8 @@ export class PocketLM {
    * @returns {Promise<PocketLM>}
    */
   static async load(url, options = {}) {
+    // Hybrid: this device if it can (preflight + load), else the OpenAI-compatible server (a RemoteLM).
+    if (options.fallback !== undefined) return loadWithFallback(PocketLM, url, options);
     const href = resolveUrl(url);
     const args = {
       url: href,
@@ -260,6 +264,7 @@ export class PocketLM {
     if (token !== CONSTRUCT) throw new TypeError('use PocketLM.load(url) to create a PocketLM');
     this.#conn = conn;
     this.#info = Object.freeze(info);
+    attachOpenAI(this); // lm.chat.completions.create (OpenAI's shape; lm.chat(...) still works) and lm.fetch
   }
 
   /** What the engine reports about the model (architecture, name, parameters, quantization, contextSize, ...). */

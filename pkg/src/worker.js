@@ -167,7 +167,9 @@ const HANDLERS = {
     }
     if (typeof prompt !== 'string') throw new PocketLMError('invalid-argument', 'prompt must be a string');
     throwIfAborted(signal, 'generation');
-    e.reset(); // every call starts from an empty context, whatever the previous one left behind
+    // No reset: the engine keeps the tokens whose keys/values are in its cache (whatever the previous call left,
+    // finished, aborted or failed) and `begin` prefills only what follows the longest cached prefix of this prompt,
+    // so a follow-up chat turn (the conversation re-sent plus one message) costs only the new tokens.
     e.begin(prompt, options);
     const keepText = args.collect || !!args.tools;
     let text = '';
@@ -225,6 +227,8 @@ function plainStats(v) {
   const s = v instanceof Map ? Object.fromEntries(v) : v;
   return {
     promptTokens: s.promptTokens,
+    // Prompt tokens run through the model; the rest (promptTokens - prefilledTokens) came from the KV cache.
+    prefilledTokens: s.prefilledTokens,
     generatedTokens: s.generatedTokens,
     prefillTokensPerSecond: s.prefillTokensPerSecond,
     decodeTokensPerSecond: s.decodeTokensPerSecond,

@@ -20,7 +20,7 @@ test('npm pack -> npm install -> import "pocketlm"', () => {
   try {
     const copy = path.join(tmp, 'pkg');
     fs.mkdirSync(copy);
-    for (const f of ['package.json', 'README.md', 'index.d.ts']) fs.copyFileSync(path.join(PKG, f), path.join(copy, f));
+    for (const f of ['package.json', 'README.md', 'index.d.ts', 'prompt_api.d.ts']) fs.copyFileSync(path.join(PKG, f), path.join(copy, f));
     for (const d of ['src', 'scripts']) fs.cpSync(path.join(PKG, d), path.join(copy, d), { recursive: true });
     const wasm = path.join(tmp, 'wasm');
     fs.mkdirSync(wasm);
@@ -38,7 +38,8 @@ test('npm pack -> npm install -> import "pocketlm"', () => {
     const tarball = path.join(tmp, packed);
     const files = execFileSync('tar', ['-tzf', tarball], quiet).trim().split('\n').sort();
     for (const f of ['package/package.json', 'package/README.md', 'package/dist/index.js', 'package/dist/index.d.ts',
-      'package/dist/worker.js', 'package/dist/builds.js', 'package/dist/weight_store.js',
+      'package/dist/worker.js', 'package/dist/builds.js', 'package/dist/weight_store.js', 'package/dist/prompt_api.js',
+      'package/dist/prompt_api.d.ts', 'package/dist/openai.js', 'package/dist/remote.js',
       'package/dist/wasm/simd128/pocketlm.js', 'package/dist/wasm/simd128/pocketlm_bg.wasm']) {
       assert.ok(files.includes(f), `${f} missing from the tarball: ${files.join(' ')}`);
     }
@@ -50,16 +51,21 @@ test('npm pack -> npm install -> import "pocketlm"', () => {
     execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { ...quiet, cwd: app });
     const probe = `
       import * as m from 'pocketlm';
-      const out = { exports: Object.keys(m).sort(), worker: import.meta.resolve('pocketlm/worker.js') };
+      const pa = await import('pocketlm/prompt-api');
+      const out = { exports: Object.keys(m).sort(), worker: import.meta.resolve('pocketlm/worker.js'),
+        promptApi: Object.keys(pa).sort() };
       try { await m.PocketLM.load('https://example.org/m.gguf'); } catch (e) { out.error = e.code; }
       console.log(JSON.stringify(out));`;
     const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', probe], { ...quiet, cwd: app }));
-    assert.deepEqual(out.exports, ['ModelCache', 'PocketLM', 'PocketLMError', 'TextStream']);
+    assert.deepEqual(out.exports, ['ModelCache', 'PocketLM', 'PocketLMError', 'RemoteLM', 'TextStream', 'chatCompletions',
+      'createFetch', 'preflight']);
+    assert.deepEqual(out.promptApi, ['DEFAULT_MODEL_URL', 'LanguageModel', 'configure', 'install', 'sharedModel']);
     assert.ok(out.worker.endsWith('/node_modules/pocketlm/dist/worker.js'), out.worker);
     assert.equal(out.error, 'unsupported'); // node has no Web Worker: a clear error, not a crash
-    const types = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'pocketlm', 'package.json'), 'utf8'))
-      .exports['.'].types;
-    assert.ok(fs.existsSync(path.join(app, 'node_modules', 'pocketlm', types)));
+    const exportsField = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'pocketlm', 'package.json'), 'utf8')).exports;
+    for (const sub of ['.', './prompt-api']) {
+      assert.ok(fs.existsSync(path.join(app, 'node_modules', 'pocketlm', exportsField[sub].types)), sub);
+    }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
