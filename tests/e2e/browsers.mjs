@@ -177,7 +177,7 @@ const UNDEF = '__pocketlm_undefined__';
 const IN_PAGE_BODY = `const undef = ${JSON.stringify(UNDEF)};
 return Promise.resolve().then(() => (0, eval)('(' + src + ')')(argJson === undefined || argJson === null ? undefined : JSON.parse(argJson)))
   .then((v) => ({ ok: true, json: v === undefined ? undef : JSON.stringify(v, (k, x) => (x === undefined ? undef : x)) }),
-    (e) => ({ ok: false, error: String(e && e.stack || e) }));`;
+    (e) => ({ ok: false, error: String(e) + (e && e.stack ? '\\n' + e.stack : '') }));`;
 // eslint-disable-next-line no-new-func
 const IN_PAGE = new Function('src', 'argJson', IN_PAGE_BODY);
 const EXEC_ASYNC = `const [src, argJson, done] = arguments; (function (src, argJson) { ${IN_PAGE_BODY} })(src, argJson).then(done);`;
