@@ -96,8 +96,6 @@ describe('tools.js / format.js', () => {
 
 /** Why a browser suite cannot run here, or null. */
 function missing({ engine }) {
-  const browsers = (process.env.POCKETLM_BROWSERS ?? 'chromium').split(',').map((x) => x.trim());
-  if (!browsers.includes('chromium')) return 'chromium is not in POCKETLM_BROWSERS (this suite is Chromium only)';
   if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
   if (!fs.existsSync(SERVER)) return 'tests/e2e/server.mjs is missing';
   if (engine && !fs.existsSync(PKG_ENTRY)) return 'pkg/dist/index.js is missing: build the package with `make pkg`';
@@ -108,6 +106,8 @@ function missing({ engine }) {
 
 /** { skip: reason } normally; with POCKETLM_E2E_ENGINE=1 a missing prerequisite is { fail: reason } instead. */
 function gate(name, opts) {
+  const browsers = (process.env.POCKETLM_BROWSERS ?? 'chromium').split(',').map((x) => x.trim());
+  if (!browsers.includes('chromium')) return { skip: 'chromium is not in POCKETLM_BROWSERS (this suite is Chromium only)' };
   const reason = missing(opts);
   if (!reason) return { skip: false };
   if (REQUIRE_ENGINE) return { skip: false, fail: reason };
