@@ -6,6 +6,9 @@ MODELS ?= $(or $(POCKETLM_MODELS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pocketl
 export POCKETLM_MODELS := $(MODELS)
 export POCKETLM_FIXTURES ?= $(CURDIR)/target/fixtures
 export CHROMEDRIVER ?= /usr/bin/chromedriver
+# The browser engines the e2e suites run in (tests/e2e/browsers.mjs): all three unless narrowed, e.g.
+# `make test-e2e POCKETLM_BROWSERS=firefox`.
+export POCKETLM_BROWSERS ?= chromium,firefox,webkit
 WASM_OUT := target/wasm-out
 RELAXED_FLAGS := -C target-feature=+simd128,+relaxed-simd
 # The threads build (wasm-bindgen-rayon): nightly + build-std, shared memory imported from JS (flags from
@@ -22,7 +25,7 @@ WASM_OPT := node_modules/.bin/wasm-opt
 
 help:
 	@echo "make demo   - set up, fetch the default model, build the package and serve the demo"
-	@echo "make test   - set up and run every test suite (host, wasm in Chromium, end-to-end)"
+	@echo "make test   - set up and run every test suite (host, wasm in Chromium, end-to-end in Chromium, Firefox, WebKit)"
 	@echo "make bench  - pocketlm vs wllama in headless Chromium + native CLI + bandwidth bound (BENCH_ARGS=...)"
 	@echo "make test-full - make test, then the 1B-class synthetic files in Chromium (minutes: GBs through IndexedDB)"
 	@echo "make setup | models | fixtures | synthetic | wasm | pkg | cli | bench-kernels"

@@ -17,10 +17,14 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 2. Debian packages: headless browser + driver for wasm/e2e tests, wabt for wasm-objdump.
+# 2. Debian packages: the three browser engines the e2e tests and the bench run in (Chromium + chromedriver,
+# Firefox ESR driven over WebDriver BiDi, WebKitGTK's WebKitWebDriver with xvfb for its display), wabt for wasm-objdump.
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v firefox-esr >/dev/null || missing+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null || missing+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null || missing+=(xvfb xauth)
 command -v wasm-objdump >/dev/null || missing+=(wabt)
 command -v unzip >/dev/null || missing+=(unzip)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -50,7 +54,7 @@ if [ "${POCKETLM_SKIP_NIGHTLY:-0}" != 1 ]; then
   fi
 fi
 
-# 5. npm dev packages (playwright-core, binaryen's wasm-opt) from the lockfile.
+# 5. npm dev packages (playwright-core, puppeteer-core, binaryen's wasm-opt, wllama) from the lockfile.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dev packages"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi

@@ -8,6 +8,12 @@
 //   default model. Skipped with a printed reason when pkg/dist/index.js or the model is missing; with
 //   POCKETLM_E2E_ENGINE=1 a missing prerequisite is a failure instead.
 // Screenshots of the chat and the tools at desktop (1280x800) and phone (375x740) go to target/screenshots/.
+//
+// Chromium only (not in the per-browser loop of browsers.mjs): the walk-through needs what only the Playwright
+// driver gives here — every request of the page, its workers and its service worker (the same-origin and no-model-
+// request checks), ARIA snapshots, real keyboard input and screenshots; classic WebDriver (WebKit) has none of the
+// request events. The package's own behaviour in Firefox and WebKit (load, progress, greedy text, offline reload,
+// resume, abort, errors, threads) is covered by engine/store/protocol/gemma3.test.mjs in every browser.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -100,6 +106,8 @@ function missing({ engine }) {
 
 /** { skip: reason } normally; with POCKETLM_E2E_ENGINE=1 a missing prerequisite is { fail: reason } instead. */
 function gate(name, opts) {
+  const browsers = (process.env.POCKETLM_BROWSERS ?? 'chromium').split(',').map((x) => x.trim());
+  if (!browsers.includes('chromium')) return { skip: 'chromium is not in POCKETLM_BROWSERS (this suite is Chromium only)' };
   const reason = missing(opts);
   if (!reason) return { skip: false };
   if (REQUIRE_ENGINE) return { skip: false, fail: reason };

@@ -1,4 +1,4 @@
-// Gemma 3 270M (Q4_K_M: Q8_0 / Q5_0 / Q4_K / Q6_K tensors, 262144-token SentencePiece vocabulary) in Chromium through
+// Gemma 3 270M (Q4_K_M: Q8_0 / Q5_0 / Q4_K / Q6_K tensors, 262144-token SentencePiece vocabulary) in each browser of POCKETLM_BROWSERS through
 // the npm package, against the independent numpy reference (scripts/fixtures/golden_gemma3.py ->
 // $POCKETLM_FIXTURES/golden_gemma3.json: 4 prompts, 32 greedy ids each with the reference's top-1 margins).
 //
@@ -19,7 +19,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launchBrowser, openPage, TestServer, MODELS_DIR, REPO, DIST } from './harness.mjs';
+import { launchBrowser, openPage, TestServer, MODELS_DIR, REPO, DIST, BROWSERS } from './harness.mjs';
 
 const REQUIRED = process.env.POCKETLM_E2E_ENGINE === '1';
 const MODEL_NAME = 'gemma-3-270m-q4_k_m.gguf';
@@ -42,7 +42,7 @@ if (reason && REQUIRED) {
   console.log(`Gemma 3 e2e tests skipped: ${reason} (set POCKETLM_E2E_ENGINE=1 to make this a failure)`);
   it('Gemma 3 end to end', { skip: reason }, () => {});
 } else {
-  describe('Gemma 3 270M in Chromium against the numpy reference', () => {
+  for (const name of BROWSERS) describe(`Gemma 3 270M against the numpy reference [${name}]`, () => {
     const golden = JSON.parse(fs.readFileSync(FIXTURE, 'utf8'));
     const tol = golden.recommended_tolerance;
     let browser;
@@ -51,8 +51,8 @@ if (reason && REQUIRED) {
 
     before(async () => {
       server = await new TestServer({ mounts: { '/models/': MODELS_DIR } }).start();
-      browser = await launchBrowser();
-      page = await openPage(browser.context, server.origin);
+      browser = await launchBrowser(name);
+      page = await openPage(browser, server.origin);
     });
     after(async () => {
       await browser?.close();
@@ -137,8 +137,8 @@ if (reason && REQUIRED) {
       assert.ok(matched >= tol.top1_agree_fraction_min * compared, `only ${matched}/${compared} agree`);
     });
 
-    it('leaves no errors on the page', () => {
-      assert.deepEqual(page.problems, []);
+    it('leaves no errors on the page', async () => {
+      assert.deepEqual(await page.problems(), []);
     });
   });
 }
