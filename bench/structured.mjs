@@ -36,7 +36,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const server = await new TestServer({ mounts: { '/models/': MODELS_DIR } }).start();
 const browser = await launchBrowser();
 try {
-  const page = await openPage(browser.context, server.origin);
+  const page = await openPage(browser, server.origin);
   console.log(`\nstructured output (1 thread, ${RUNS} runs, 128 tokens, medians)`);
   console.log('| model | trie + tables (ms) | unconstrained decode (tok/s) | JSON Schema decode (tok/s) | ratio | mask mean / p99 (ms) | forced tokens | 44 schemas: mask mean / p99 (ms) |');
   console.log('|---|---|---|---|---|---|---|---|');

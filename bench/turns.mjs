@@ -40,7 +40,7 @@ async function main() {
   const server = await new TestServer({ isolation: true }).start();
   const browser = await launchBrowser();
   try {
-    const page = await openPage(browser.context, server.origin);
+    const page = await openPage(browser, server.origin);
     const url = `${server.origin}/models/${o.model}`;
     const setup = await page.evaluate(async ([u, threads]) => {
       const { PocketLM } = window.pocketlm;

@@ -46,7 +46,7 @@ if (reason && REQUIRED) {
       fs.closeSync(fd);
       server = await new TestServer({ mounts: { '/models/': MODELS_DIR, '/big/': bigDir } }).start();
       browser = await launchBrowser();
-      page = await openPage(browser.context, server.origin);
+      page = await openPage(browser, server.origin);
     });
     after(async () => {
       await browser?.close();

@@ -165,8 +165,8 @@ engineSuite('hybrid fallback', () => {
       assert.equal(out.badKey.status, 401);
     });
 
-    it('leaves no errors on the page', () => {
-      assert.deepEqual(env.page.problems.filter((p) => !/401/.test(p)), []);
+    it('leaves no errors on the page', async () => {
+      assert.deepEqual((await env.page.problems()).filter((p) => !/401/.test(p)), []);
     });
   });
 });

@@ -49,7 +49,7 @@ export class PageEnv {
     this.models = await new TestServer({ mounts: { '/models/': MODELS_DIR } }).start();
     this.modelUrl = `${this.models.origin}/models/${MODEL_NAME}`;
     this.browser = await launchBrowser();
-    this.page = await openPage(this.browser.context, this.site.origin);
+    this.page = await openPage(this.browser, this.site.origin);
     return this;
   }
 

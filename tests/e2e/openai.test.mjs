@@ -182,8 +182,8 @@ engineSuite('OpenAI-compatible API', () => {
       assert.equal(out.next, out.direct);
     });
 
-    it('leaves no errors on the page', () => {
-      assert.deepEqual(env.page.problems, []);
+    it('leaves no errors on the page', async () => {
+      assert.deepEqual(await env.page.problems(), []);
     });
   });
 

@@ -88,8 +88,8 @@ engineSuite('prefix reuse (SmolLM2-135M-Instruct Q4_1)', () => {
       assert.ok(out.stats.prefilledTokens < out.stats.promptTokens); // the shared system + first user turn
     });
 
-    it('leaves no errors on the page', () => {
-      assert.deepEqual(env.page.problems, []);
+    it('leaves no errors on the page', async () => {
+      assert.deepEqual(await env.page.problems(), []);
     });
   });
 });

@@ -323,8 +323,8 @@ engineSuite('Prompt API polyfill', () => {
       assert.ok(out.measureBig > 256);
     });
 
-    it('leaves no errors on the page', () => {
-      assert.deepEqual(env.page.problems, []);
+    it('leaves no errors on the page', async () => {
+      assert.deepEqual(await env.page.problems(), []);
     });
   });
 

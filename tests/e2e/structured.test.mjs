@@ -114,7 +114,7 @@ if (reason && REQUIRED) {
       // Cross-origin isolated, so the threads build runs (the suite's 200+ generations take half the time).
       server = await new TestServer({ mounts: { '/models/': MODELS_DIR }, isolation: true }).start();
       browser = await launchBrowser();
-      page = await openPage(browser.context, server.origin);
+      page = await openPage(browser, server.origin);
       for (const m of MODELS) {
         const r = await page.evaluate(([u, k]) => window.load(u, { contextSize: 1024 }, k),
           [`${server.origin}/models/${m.file}`, m.key]);
@@ -309,8 +309,8 @@ if (reason && REQUIRED) {
       }
     });
 
-    it('leaves no errors on the page', () => {
-      assert.deepEqual(page.problems, []);
+    it('leaves no errors on the page', async () => {
+      assert.deepEqual(await page.problems(), []);
     });
   });
 }
