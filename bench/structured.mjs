@@ -38,8 +38,9 @@ const browser = await launchBrowser();
 try {
   const page = await openPage(browser, server.origin);
   console.log(`\nstructured output (1 thread, ${RUNS} runs, 128 tokens, medians)`);
-  console.log('| model | trie + tables (ms) | unconstrained decode (tok/s) | JSON Schema decode (tok/s) | ratio | mask mean / p99 (ms) | forced tokens | 44 schemas: mask mean / p99 (ms) |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| model | trie + tables (ms) | unconstrained decode (tok/s) | JSON Schema decode (tok/s) | ratio | '
+    + 'sampled tokens only (tok/s) | ratio | mask mean / p99 (ms) | forced tokens | 44 schemas: mask mean / p99 (ms) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const model of MODELS) {
     const r = await page.evaluate(async ([url, prompt, schema, cases, runs]) => {
       const lm = await window.pocketlm.PocketLM.load(url, { threads: 1, contextSize: 1024 });
@@ -67,6 +68,9 @@ try {
       return { vocabMs, free, bound, all };
     }, [`${server.origin}/models/${model}`, PROMPT, SCHEMA, SCHEMA_CASES, RUNS]);
     const freeTps = median(r.free.map((s) => s.decodeTokensPerSecond));
+    // The same decode time over the sampled tokens only (forced ones are fed in batches and cost less): the rate a
+    // generation with nothing forced could not beat.
+    const sampledTps = median(r.bound.map((s) => s.constraint.masks * s.decodeTokensPerSecond / s.generatedTokens));
     const boundTps = median(r.bound.map((s) => s.decodeTokensPerSecond));
     const maskMean = median(r.bound.map((s) => s.constraint.maskMeanMs));
     const maskP99 = median(r.bound.map((s) => s.constraint.maskP99Ms));
@@ -76,7 +80,7 @@ try {
     const allMean = r.all.reduce((n, c) => n + c.maskMeanMs * c.masks, 0) / Math.max(masks, 1);
     const allP99 = Math.max(...r.all.map((c) => c.maskP99Ms));
     console.log(`| ${model} | ${r.vocabMs.toFixed(0)} | ${freeTps.toFixed(1)} | ${boundTps.toFixed(1)} | `
-      + `${(boundTps / freeTps).toFixed(2)} | ${maskMean.toFixed(3)} / ${maskP99.toFixed(3)} | ${forced} of ${tokens} | `
+      + `${(boundTps / freeTps).toFixed(2)} | ${sampledTps.toFixed(1)} | ${(sampledTps / freeTps).toFixed(2)} | ${maskMean.toFixed(3)} / ${maskP99.toFixed(3)} | ${forced} of ${tokens} | `
       + `${allMean.toFixed(3)} / ${allP99.toFixed(3)} (worst schema's p99), ${masks} masks |`);
   }
 } finally {
