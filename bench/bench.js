@@ -9,6 +9,10 @@ import './worker_wrap.js'; // first: wraps Worker so the driver can read each en
 const params = new URLSearchParams(location.search);
 const PKG = params.get('pkg') ?? '/pkg/dist/';
 const WLLAMA = params.get('wllama') ?? '/wllama/';
+// @wllama/wllama-compat's assets (served locally): wllama switches to this Asyncify, 32-bit-memory build by itself
+// where its default build's JSPI or Memory64 is missing (WebKit/Safari); elsewhere it keeps its default build.
+const WLLAMA_COMPAT = params.get('wllamaCompat') ?? '/wllama-compat/';
+const WLLAMA_BLOB = params.get('wllamaBlob') === '1';
 
 /** @type {{engine: string, lm?: any, w?: any} | null} */
 let current = null;
@@ -59,17 +63,23 @@ const engines = {
       const { Wllama } = await import(new URL('esm/index.js', base).href);
       const t0 = performance.now();
       const w = new Wllama({ default: new URL('esm/wasm/wllama.wasm', base).href }, { logger: quiet });
+      const compat = new URL(WLLAMA_COMPAT, location.href);
+      w.setCompat({ wasm: new URL('wasm/wllama.wasm', compat).href, worker: new URL('wasm/wllama.js', compat).href });
       // n_threads 1: no pthreads (the single-thread path of its one build), more: its pthreads pool (the page is
       // cross-origin isolated); n_gpu_layers 0: no WebGPU, CPU only.
-      await w.loadModelFromUrl(modelUrl, { n_threads: threads, n_gpu_layers: 0, n_ctx: contextSize });
+      const params = { n_threads: threads, n_gpu_layers: 0, n_ctx: contextSize };
+      // ?wllamaBlob=1: the file fetched into a Blob and given to loadModel(), bypassing wllama's OPFS cache (WebKitGTK's
+      // automation session fails OPFS writes); the load then includes the download, the speed figures are the same.
+      if (WLLAMA_BLOB) await w.loadModel([await (await fetch(modelUrl)).blob()], params);
+      else await w.loadModelFromUrl(modelUrl, params);
       const loadMs = performance.now() - t0;
       return {
         loadMs,
         handle: { w },
         info: { multithread: w.isMultithread(), threads: w.getNumThreads(), n_ctx: w.getLoadedContextInfo().n_ctx,
           n_batch: w.getLoadedContextInfo().n_batch, libllama: Wllama.getLibllamaVersion?.() ?? null,
-          // compat: the no-JSPI / 32-bit-memory fallback build (fetched from a CDN, so it would fail here).
-          compat: w.getWorkerResources().compat },
+          // compat: the no-JSPI / 32-bit-memory fallback build (@wllama/wllama-compat, served by the bench).
+          compat: w.getWorkerResources().compat, fromBlob: WLLAMA_BLOB },
       };
     },
     async promptTokens() {

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// `make bench` (scripts/bench.sh): pocketlm vs wllama in headless Chromium through one page (bench/index.html),
-// plus the native CLI and a memory-bandwidth bound. See bench/README.md for what each figure measures.
+// `make bench` (scripts/bench.sh): pocketlm vs wllama in one browser (headless Chromium by default; Firefox ESR or
+// WebKitGTK with --browser, through tests/e2e/browsers.mjs) through one page (bench/index.html), plus the native CLI
+// and a memory-bandwidth bound. See bench/README.md for what each figure measures.
 //
-//   node bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--threads 1,2] [--models A.gguf,B.gguf]
-//                      [--native-runs N] [--no-native] [--ctx N]
+//   node bench/run.mjs [--browser chromium|firefox|webkit] [--runs N] [--tokens N] [--engines pocketlm,wllama]
+//                      [--threads 1,2] [--models A.gguf,B.gguf] [--native-runs N] [--no-native] [--ctx N]
+// Outside Chromium the wasm memory figure is not measured (it reads the engines' workers through Playwright).
 // Each engine runs at each thread count (pocketlm `threads`, wllama `n_threads`) on a cross-origin isolated page,
 // which both need for threads; a column is named "<engine> <threads>T".
 // Env: WLLAMA_DIR (the @wllama/wllama package dir), POCKETLM_CLI, POCKETLM_VENV, BENCH_BANDWIDTH (probe binary).
@@ -13,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { launchBrowser, TestServer, MODELS_DIR, REPO } from '../tests/e2e/harness.mjs';
+import { launchBrowser, TestServer, MODELS_DIR, REPO, ALL_BROWSERS, SAFARI_WEBKIT_FEATURES } from '../tests/e2e/harness.mjs';
 
 // 128 tokens of plain prose with SmolLM2's tokenizer (which adds no BOS); each run prints the count both engines
 // report, and pocketlm's tokenize() count. Raw continuation, no chat template, so both engines see the same tokens.
@@ -25,8 +27,8 @@ const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const OTHER_MODELS = ['SmolLM2-135M-Instruct.Q8_0.gguf', 'SmolLM2-135M-Instruct.Q4_0.gguf', 'gemma-3-270m-q4_k_m.gguf'];
 
 function parseArgs(argv) {
-  const o = { runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], threads: [1, 2], models: null, nativeRuns: null,
-    native: true, ctx: 512 };
+  const o = { browser: 'chromium', runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], threads: [1, 2], models: null,
+    nativeRuns: null, native: true, ctx: 512 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -38,7 +40,10 @@ function parseArgs(argv) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
       return v;
     };
-    if (a === '--runs') o.runs = int('--runs');
+    if (a === '--browser') {
+      o.browser = val();
+      if (!ALL_BROWSERS.includes(o.browser)) throw new Error(`--browser must be one of ${ALL_BROWSERS.join(', ')}`);
+    } else if (a === '--runs') o.runs = int('--runs');
     else if (a === '--tokens') o.tokens = int('--tokens');
     else if (a === '--native-runs') o.nativeRuns = int('--native-runs');
     else if (a === '--ctx') o.ctx = int('--ctx');
@@ -52,7 +57,7 @@ function parseArgs(argv) {
       }
     }
     else if (a === '-h' || a === '--help') {
-      console.log('usage: bench/run.mjs [--runs N] [--tokens N] [--engines pocketlm,wllama] [--threads 1,2] '
+      console.log('usage: bench/run.mjs [--browser chromium|firefox|webkit] [--runs N] [--tokens N] [--engines pocketlm,wllama] [--threads 1,2] '
         + '[--models A.gguf,...] [--native-runs N] [--no-native] [--ctx N]');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
@@ -93,6 +98,7 @@ const round = (x, d = 2) => (typeof x === 'number' && Number.isFinite(x) ? Math.
 
 /** Sum of the wasm linear memories the page's workers recorded (bench/wasm_memory_hook.js). */
 async function wasmMemory(page) {
+  if (!page.workers) return { bytes: null, memories: [] }; // not measured outside Chromium
   const per = [];
   for (const w of page.workers()) {
     try {
@@ -107,6 +113,20 @@ async function wasmMemory(page) {
     } catch { /* a worker that went away */ }
   }
   return { bytes: per.reduce((a, b) => a + b, 0), memories: per };
+}
+
+/** The bench page in Firefox or WebKit: the few Playwright page methods run.mjs uses, over browsers.mjs. */
+async function openOtherBench(browser, problems) {
+  const p = await browser.newPage();
+  return {
+    goto: (u) => p.goto(u),
+    evaluate: (fn, arg) => p.evaluate(fn, arg),
+    waitForFunction: (fn) => p.waitForFunction(fn, undefined, { timeout: 60_000 }),
+    waitForTimeout: (ms) => new Promise((r) => { setTimeout(r, ms); }),
+    async collectProblems() {
+      problems.push(...(await p.problems()), ...(await p.warnings()).map((w) => `warning: ${w}`));
+    },
+  };
 }
 
 async function openBench(context, origin, problems) {
@@ -135,6 +155,9 @@ function enginePkg(engine) {
   const dir = engine.split('@')[1];
   return dir ? `/${dir.replace(/^\/+|\/+$/g, '')}/` : '/pkg/dist/';
 }
+
+/** WebKitGTK: wllama loads from a Blob (see bench.js), set in main(). */
+let WLLAMA_BLOB = false;
 
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1000);
 /** Longest wait for an idle machine before a measurement (see waitIdle). */
@@ -239,7 +262,7 @@ async function waitIdle(page, minMs) {
 }
 
 async function gotoBench(page, origin, engine = 'pocketlm') {
-  await page.goto(`${origin}/bench/index.html?pkg=${enginePkg(engine)}&wllama=/wllama/`);
+  await page.goto(`${origin}/bench/index.html?pkg=${enginePkg(engine)}&wllama=/wllama/${WLLAMA_BLOB ? '&wllamaBlob=1' : ''}`);
   await page.waitForFunction(() => /** @type {any} */ (window).benchReady === true);
   // What the previous run left to finish (its workers' teardown, freeing its wasm memory; after the cold loads,
   // the browser's storage work): on a 2-core machine that work takes a core from the next run.
@@ -384,19 +407,27 @@ async function main() {
   if (opts.native && !fs.existsSync(cli)) throw new Error(`${cli} is missing: make cli (or --no-native)`);
 
   const mounts = { '/models/': MODELS_DIR };
-  if (wdir) mounts['/wllama/'] = wdir;
+  if (wdir) {
+    mounts['/wllama/'] = wdir;
+    // wllama's compat build (no JSPI, 32-bit memory), which it picks itself where the default build cannot run.
+    const compat = path.join(path.dirname(path.dirname(wdir)), '@wllama', 'wllama-compat');
+    if (fs.existsSync(path.join(compat, 'wasm', 'wllama.wasm'))) mounts['/wllama-compat/'] = compat;
+  }
   // COOP/COEP: both engines need a cross-origin isolated page for threads.
   const server = await new TestServer({ mounts, isolation: true }).start();
-  const browser = await launchBrowser();
+  // WebKitGTK with the storage features Safari has (wllama caches in OPFS).
+  const browser = await launchBrowser(opts.browser, { webkitFeatures: SAFARI_WEBKIT_FEATURES });
+  WLLAMA_BLOB = opts.browser === 'webkit';
   const problems = [];
-  const results = { started, opts, models: {} };
+  const results = { started, browser: opts.browser, opts, models: {} };
   // Every engine at every thread count: the columns of the summary.
   const variants = opts.engines.flatMap((engine) => opts.threads.map((threads) => ({ engine, threads,
     name: `${engine} ${threads}T` })));
-  console.error(`bench: ${opts.engines.join(', ')} x ${opts.threads.join(',')} threads on ${opts.models.join(', ')}; ${opts.runs} runs, `
+  console.error(`bench: ${opts.browser}: ${opts.engines.join(', ')} x ${opts.threads.join(',')} threads on ${opts.models.join(', ')}; ${opts.runs} runs, `
     + `${opts.tokens} tokens; load average ${started.loadavg.join(' ')} on ${started.cpus} cores`);
   try {
-    const page = await openBench(browser.context, server.origin, problems);
+    const page = opts.browser === 'chromium' ? await openBench(browser.context, server.origin, problems)
+      : await openOtherBench(browser, problems);
     for (const model of opts.models) {
       const modelUrl = `${server.origin}/models/${model}`;
       const m = { runs: [], cold: {}, native: [] };
@@ -443,6 +474,7 @@ async function main() {
       }
       m.weights = weightBytes(path.join(MODELS_DIR, model));
     }
+    await page.collectProblems?.();
   } finally {
     await browser.close();
     await server.stop();
@@ -486,7 +518,7 @@ async function main() {
     rows.push(coldRow);
     const pt = variants.map(({ name: e }) => `${e} ${[...new Set(m.runs.filter((r) => r.engine === e)
       .map((r) => `${r.promptTokens}${r.tokenizerPromptTokens !== null ? `/${r.tokenizerPromptTokens}` : ''}`))].join(',')}`);
-    out.push(`\n${model}: ${opts.runs} runs, ${opts.tokens} greedy tokens, prompt tokens ${pt.join('; ')}`);
+    out.push(`\n${model} in ${opts.browser}: ${opts.runs} runs, ${opts.tokens} greedy tokens, prompt tokens ${pt.join('; ')}`);
     out.push(table(rows));
     const stages = (list) => {
       const total = list.reduce((a, t) => a + t.ms, 0);

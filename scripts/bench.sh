@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: pocketlm vs wllama in headless Chromium, the native CLI, and the memory-bandwidth bound.
-# Arguments go to bench/run.mjs: [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,...]
+# `make bench`: pocketlm vs wllama in one browser (headless Chromium, or --browser firefox / webkit), the native CLI,
+# and the memory-bandwidth bound.
+# Arguments go to bench/run.mjs: [--browser B] [--runs N] [--tokens N] [--engines pocketlm,wllama] [--models A.gguf,...]
 #   [--native-runs N] [--no-native] [--ctx N]. Expects `make pkg cli` and the npm dev packages (make setup).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -61,6 +61,13 @@ export const FEATURES = {
   webkit: { relaxedSimd: false, threads: false, storageEstimate: false, webLocks: true },
 };
 
+/**
+ * Web platform features Safari (17+) has and WebKitGTK's MiniBrowser leaves off by default: navigator.storage
+ * (estimate, persist) and the origin private file system. The e2e tests run WebKitGTK as it is (so the package's
+ * fallbacks without them are tested); the bench switches them on, since wllama needs OPFS for its cache.
+ */
+export const SAFARI_WEBKIT_FEATURES = ['StorageAPI', 'StorageAPIEstimate', 'FileSystem', 'FileSystemWritableStream'];
+
 /** Why `name` cannot run on this machine, or null. */
 export function browserMissing(name) {
   const need = { chromium: [CHROMIUM], firefox: [FIREFOX], webkit: [WEBKIT_DRIVER, MINIBROWSER] }[name];
@@ -188,7 +195,7 @@ function fromPage(r) {
   return r.json === UNDEF ? undefined : JSON.parse(r.json, (k, x) => (x === UNDEF ? undefined : x));
 }
 
-async function launchWebKit() {
+async function launchWebKit(opts) {
   const port = await freePort();
   // xvfb-run -a: a private X display (MiniBrowser is a GTK program and has no headless mode). The driver and the
   // browser are one process group, ended together.
@@ -221,7 +228,8 @@ async function launchWebKit() {
   let session;
   try {
     session = await call('POST', '/session', {
-      capabilities: { alwaysMatch: { 'webkitgtk:browserOptions': { binary: MINIBROWSER, args: ['--automation'] } } },
+      capabilities: { alwaysMatch: { 'webkitgtk:browserOptions': { binary: MINIBROWSER,
+        args: ['--automation', ...(opts.webkitFeatures?.length ? [`--features=${opts.webkitFeatures.map((f) => `+${f}`).join(',')}`] : [])] } } },
     });
   } catch (e) {
     process.kill(-proc.pid, 'SIGTERM');
@@ -314,7 +322,8 @@ async function freePort() {
 /**
  * A browser with a fresh profile (empty storage).
  * @param {string} name one of ALL_BROWSERS
- * @param {{viewport?: {width: number, height: number}}} [opts]
+ * @param {{viewport?: {width: number, height: number}, webkitFeatures?: string[]}} [opts] webkitFeatures: WebKit
+ *   features to switch on (MiniBrowser --features), e.g. SAFARI_WEBKIT_FEATURES
  */
 export async function launch(name, opts = {}) {
   if (name === 'chromium') return launchChromium(opts);

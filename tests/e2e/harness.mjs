@@ -7,17 +7,17 @@ import crypto from 'node:crypto';
 import { launch } from './browsers.mjs';
 
 export { REPO, MODELS_DIR, TestServer } from './server.mjs';
-export { BROWSERS, FEATURES, browserMissing } from './browsers.mjs';
+export { BROWSERS, ALL_BROWSERS, FEATURES, SAFARI_WEBKIT_FEATURES, browserMissing } from './browsers.mjs';
 import { REPO } from './server.mjs';
 
 export const DIST = path.join(REPO, 'pkg', 'dist');
 
 /** Browser `name` (default chromium) with a fresh profile (so a fresh IndexedDB), removed again by close(). */
-export async function launchBrowser(name = 'chromium') {
+export async function launchBrowser(name = 'chromium', opts = {}) {
   if (!fs.existsSync(path.join(DIST, 'index.js'))) {
     throw new Error(`${DIST}/index.js is missing: build the package first (cd pkg && npm run build, or make pkg)`);
   }
-  return launch(name);
+  return launch(name, opts);
 }
 
 /**
