@@ -11,8 +11,8 @@ export CHROMEDRIVER ?= /usr/bin/chromedriver
 export POCKETLM_BROWSERS ?= chromium,firefox,webkit
 WASM_OUT := target/wasm-out
 RELAXED_FLAGS := -C target-feature=+simd128,+relaxed-simd
-# The threads build (wasm-bindgen-rayon): nightly + build-std, shared memory imported from JS (flags from
-# ../shared/TOOLCHAIN.md). --max-memory 4 GiB (the wasm32 limit): room for a 253 MB Gemma file plus its KV cache.
+# The threads build (wasm-bindgen-rayon): nightly + build-std, shared memory imported from JS (on this
+# nightly +atomics alone no longer gives a shared memory: the linker is asked for it and the TLS symbols exported). --max-memory 4 GiB (the wasm32 limit): room for a 253 MB Gemma file plus its KV cache.
 # It is also a relaxed-SIMD build, so it requires relaxed SIMD: the package picks it only when that validates too.
 NIGHTLY := nightly-2026-05-20
 THREADS_FLAGS := -C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd \

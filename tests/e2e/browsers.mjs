@@ -77,7 +77,7 @@ export function browserMissing(name) {
 
 // ------------------------------------------------------------------------------------------------------- chromium
 
-// Without the networking flags Chromium keeps calling hosts this closed network refuses (see TOOLCHAIN.md).
+// Without the networking flags Chromium keeps calling hosts this closed network refuses.
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   ...(process.env.POCKETLM_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean)];
