@@ -224,8 +224,8 @@ function topThreads(before, after, ms, n = 6) {
 /**
  * Writes the machine's dirty pages to disk now (`sync`). The cold loads put ~200 MB into the browser's IndexedDB and
  * OPFS files; the kernel flushes dirty pages some 30 s after they were written, which lands in the first measured
- * runs: kernel writeback threads (kworker ... writeback / ext4-rsv-conversion) were seen there with 0.1-0.25
- * cores' worth during a generation (the `threads` figure). Whether this is what made some early 2-thread runs slow
+ * runs: kernel writeback threads (kworker ... writeback / ext4-rsv-conversion) were seen there taking part of a
+ * core during a generation (the `threads` figure). Whether this is what made some early 2-thread runs slow
  * is not established. Where `sync` does not exist, nothing.
  */
 function flushWrites() {
@@ -241,7 +241,7 @@ function flushWrites() {
  * less than 10% busy (at most IDLE_MAX_MS). A guard, not a cure: the browser may keep working after what a run
  * awaited (workers torn down, wasm optimized in the background, the cold loads' ~200 MB written to IndexedDB and
  * OPFS), and on a 2-core machine any such work takes a core from a 2-thread measurement. In the runs measured so
- * far the machine was idle within the fixed pauses (idleWaitMs ~500, the two windows), including the sporadic
+ * far the machine was idle within the fixed pauses (idleWaitMs: about the two windows), including the sporadic
  * slow 2-thread runs. Returns the milliseconds waited beyond `minMs`.
  */
 async function waitIdle(page, minMs) {
@@ -273,7 +273,7 @@ async function gotoBench(page, origin, engine = 'pocketlm') {
  * Warm-up before a measured generation, on another prompt: browsers start wasm on baseline code (V8's Liftoff) and
  * recompile the hot functions optimized (TurboFan) in the background once they have run a while, on the same
  * cores. A few tokens were not enough: the first measured prefill then ran partly on baseline code, and 1-thread
- * figures varied by 50% between runs. 32 tokens and a pause for the background compiles to finish.
+ * figures varied widely between runs. 32 tokens and a pause for the background compiles to finish.
  */
 async function warmUp(page) {
   await page.evaluate(() => window.bench.generate({

@@ -5,8 +5,9 @@
 //! global pool that wasm-bindgen-rayon's `initThreadPool` starts in Web Workers ([`Pool::global`], only in the
 //! `threads` build: the single-thread wasm builds never start a thread). Nothing is spawned per token: a
 //! [`Pool::session`] (one per `forward` call) puts one long-lived helper job on each pool thread, and every
-//! [`Team::run`] inside it is handed to those helpers through a few atomics (~1 µs) instead of a rayon job each
-//! (tens of µs to wake a sleeping worker, and a SmolLM2 token has ~150 parallel loops in ~10 ms). Helpers spin a
+//! [`Team::run`] inside it is handed to those helpers through a few atomics instead of a rayon job each
+//! (waking a sleeping worker costs far more than handing over through atomics, and a decode step is many short
+//! parallel loops, one per group of matrix products). Helpers spin a
 //! little between loops, then sleep on a condition variable.
 //!
 //! Tasks are claimed dynamically (an atomic counter), so a helper the OS has descheduled only delays the tasks it
