@@ -209,6 +209,20 @@ function positiveInteger(name, v) {
   return v;
 }
 
+/**
+ * The ModelCache key a local file is stored under: the given string, or with `true` one made from the file's name,
+ * size and modification time (what identifies a chosen file across visits); null: not stored.
+ * @param {Blob} blob @param {unknown} cache
+ */
+function fileCacheKey(blob, cache) {
+  if (cache === undefined || cache === false) return null;
+  if (typeof cache === 'string' && cache !== '') return resolveUrl(cache);
+  if (cache !== true) throw new PocketLMError('invalid-argument', 'cache must be a boolean or a non-empty key string');
+  const f = /** @type {any} */ (blob);
+  const name = typeof f.name === 'string' && f.name ? f.name : 'blob.gguf';
+  return `pocketlm-file:${encodeURIComponent(name)}?size=${blob.size}&lastModified=${Number(f.lastModified) || 0}`;
+}
+
 const CONSTRUCT = Symbol('PocketLM.load');
 
 export class PocketLM {
@@ -224,18 +238,22 @@ export class PocketLM {
   /**
    * Loads a GGUF model: from the IndexedDB cache when it is there (no network request), else downloading it
    * into the cache (resuming an interrupted download), then building the engine in a new worker.
-   * @param {string | URL} url
-   * @param {{onProgress?: (p: {loaded: number, total: number, phase: 'download' | 'cache' | 'init'}) => void,
+   * @param {string | URL | Blob} url a URL, or a local GGUF file (File / Blob)
+   * @param {{onProgress?: (p: {loaded: number, total: number, phase: 'download' | 'cache' | 'file' | 'init'}) => void,
+   *   cache?: boolean | string,
    *   signal?: AbortSignal, contextSize?: number, sha256?: string, threads?: number | 'auto', chunkSize?: number}}
    *   [options]
    * @returns {Promise<PocketLM>}
    */
   static async load(url, options = {}) {
+    // A File/Blob (an <input type=file>, a drop): read in slices inside the worker, never whole in the page;
+    // `cache: true` (or a key string) also stores it in the ModelCache under info.cacheKey.
     // Hybrid: this device if it can (preflight + load), else the OpenAI-compatible server (a RemoteLM).
-    if (options.fallback !== undefined) return loadWithFallback(PocketLM, url, options);
-    const href = resolveUrl(url);
+    const isBlob = typeof Blob !== 'undefined' && url instanceof Blob;
+    if (options.fallback !== undefined && !isBlob) return loadWithFallback(PocketLM, url, options);
+    const href = isBlob ? null : resolveUrl(url);
     const args = {
-      url: href,
+      ...(isBlob ? { file: url, cacheKey: fileCacheKey(/** @type {Blob} */ (url), options.cache) } : { url: href }),
       contextSize: positiveInteger('contextSize', options.contextSize),
       threads: options.threads === undefined || options.threads === 'auto' ? 'auto'
         : positiveInteger('threads', options.threads),
@@ -243,7 +261,7 @@ export class PocketLM {
       sha256: options.sha256,
       storageEstimate: /** @type {any} */ (options).__storageEstimate,
     };
-    throwIfAborted(options.signal, `loading ${href}`);
+    throwIfAborted(options.signal, `loading ${href ?? 'the file'}`);
     // Not awaited: some browsers ask the user, and the load should not wait on the answer.
     ModelCache.persist().catch(() => {});
     const conn = new WorkerConnection(spawnWorker());

@@ -1,7 +1,7 @@
 // The engine's dedicated worker: owns the wasm instance and the model, and does the download, so the page's
 // thread never waits on any of it. Speaks the protocol in protocol.js.
 
-import { ensureWeights } from './fetcher.js';
+import { ensureWeights, loadBlob } from './fetcher.js';
 import * as store from './weight_store.js';
 import { startEngineModule } from './backend.js';
 import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
@@ -81,7 +81,7 @@ const HANDLERS = {
     const t0 = performance.now();
     const { wasm } = await startEngineModule({ threads: args.threads });
     const tModule = performance.now();
-    throwIfAborted(signal, `loading ${args.url}`);
+    throwIfAborted(signal, `loading ${args.file ? 'the file' : args.url}`);
     /** @type {any} */
     let loader = null;
     const open = (total) => {
@@ -101,20 +101,28 @@ const HANDLERS = {
         },
       };
     };
-    let manifest;
+    let size;
+    let cacheKey = null;
     let tWeights = 0;
+    const what = args.file ? 'the file' : args.url;
     try {
-      manifest = await ensureWeights(args.url, {
+      const weightOpts = {
         open,
         signal,
         sha256: args.sha256,
         chunkSize: args.chunkSize,
         storageEstimate: args.storageEstimate,
         onProgress: (progress) => emit({ progress }),
-      });
-      throwIfAborted(signal, `loading ${args.url}`);
+      };
+      if (args.file) {
+        // A local File/Blob (cloned into this worker without copying its bytes), read slice by slice.
+        ({ size, cacheKey } = await loadBlob(args.file, { ...weightOpts, cacheKey: args.cacheKey }));
+      } else {
+        ({ size } = await ensureWeights(args.url, weightOpts));
+      }
+      throwIfAborted(signal, `loading ${what}`);
       tWeights = performance.now();
-      emit({ progress: { loaded: manifest.size, total: manifest.size, phase: 'init' } });
+      emit({ progress: { loaded: size, total: size, phase: 'init' } });
       const l = loader;
       loader = null; // finish() consumes the loader, whether it succeeds or throws
       engine = l.finish(args.contextSize ?? 0);
@@ -122,14 +130,15 @@ const HANDLERS = {
       try { loader?.free(); } catch { /* consumed */ }
       const code = /** @type {any} */ (e)?.code;
       // A file the engine cannot use would only be rejected again: do not keep it.
-      if (code === 'format' || code === 'unsupported') await store.deleteEntry(args.url).catch(() => {});
+      const key = args.file ? cacheKey ?? args.cacheKey : args.url;
+      if (key && (code === 'format' || code === 'unsupported')) await store.deleteEntry(key).catch(() => {});
       throw e;
     }
     const tInit = performance.now();
     // Where the load went, in the worker: starting the wasm module (fetch + compile + instantiate), the weights
     // (from IndexedDB or the network, copied into wasm memory), building the engine (model views, tokenizer,
     // KV cache). The wasm memory figure is what the engine holds (weights + KV cache + scratch).
-    return { ...plainInfo(engine.info()), memoryBytes: engine.memoryBytes(),
+    return { ...plainInfo(engine.info()), memoryBytes: engine.memoryBytes(), ...(cacheKey ? { cacheKey } : {}),
       loadTimings: { moduleMs: tModule - t0, weightsMs: tWeights - tModule, initMs: tInit - tWeights } };
   },
 
