@@ -10,6 +10,10 @@ import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
  * wrong file before a long download. */
 const HEADER_CHECK_BYTES = 1 << 20;
 
+/** Prompt tokens prefilled between two looks at the message queue (whole batches of the engine's 32): ~1-3 s of
+ * work on a slow machine at one thread, a few percent above one whole-prompt call. */
+const PREFILL_CHUNK = 128;
+
 /** @type {any} the wasm Engine, once loaded */
 let engine = null;
 /** Numbers tool calls' ids (call_SEQ_I) across this worker's generations. */
@@ -159,6 +163,8 @@ const HANDLERS = {
   async generate(args, signal, emit) {
     const e = requireEngine();
     let prompt;
+    /** Messages left out of a chat that did not fit the context ('drop-oldest'); undefined: none were dropped. */
+    let dropped;
     let options = args.options ?? {};
     if (args.tools) {
       // The engine renders the tools into the prompt and returns the grammar the reply must follow.
@@ -171,8 +177,10 @@ const HANDLERS = {
         }
         options = { ...options, responseFormat: r.responseFormat };
       }
+    } else if (args.messages) {
+      ({ prompt, dropped } = fitConversation(e, args.messages, args.contextOverflow ?? 'drop-oldest', options));
     } else {
-      prompt = args.messages ? e.applyChatTemplate(args.messages) : args.prompt;
+      prompt = args.prompt;
     }
     if (typeof prompt !== 'string') throw new PocketLMError('invalid-argument', 'prompt must be a string');
     throwIfAborted(signal, 'generation');
@@ -180,6 +188,20 @@ const HANDLERS = {
     // finished, aborted or failed) and `begin` prefills only what follows the longest cached prefix of this prompt,
     // so a follow-up chat turn (the conversation re-sent plus one message) costs only the new tokens.
     e.begin(prompt, options);
+    // The prefill, PREFILL_CHUNK tokens at a time: between chunks a 'cancel' gets in, and progress goes out.
+    const [, total, promptTokens] = e.prefillProgress();
+    for (let done = false; !done;) {
+      if (signal.aborted) {
+        const [ran] = e.prefillProgress();
+        const err = abortError(signal.reason, 'generation');
+        err.details = { stats: { promptTokens, prefilledTokens: ran, generatedTokens: 0, prefillTokensPerSecond: 0,
+          decodeTokensPerSecond: 0, finishReason: 'aborted' } };
+        throw err;
+      }
+      done = e.prefill(PREFILL_CHUNK);
+      if (args.prefillProgress) emit({ prefill: { done: done ? total : e.prefillProgress()[0], total } });
+      if (!done) await nextTask();
+    }
     const keepText = args.collect || !!args.tools;
     let text = '';
     for (;;) {
@@ -199,6 +221,7 @@ const HANDLERS = {
       await nextTask();
     }
     const stats = plainStats(e.stats());
+    if (dropped) stats.droppedMessages = dropped;
     // Under tools, the reply split into text and calls ({content, toolCalls}).
     const reply = args.tools ? JSON.parse(e.parseToolReply(text, ++toolCallSeq)) : undefined;
     return args.collect ? { text, stats, reply } : { stats, reply };
@@ -223,6 +246,37 @@ const HANDLERS = {
   },
 };
 
+/** Room kept for the reply when a chat is fitted to the context: maxTokens (default 256), at most half the context. */
+const DEFAULT_REPLY_TOKENS = 256;
+
+/**
+ * The prompt for `messages` under `policy`: 'error' renders them all (a prompt longer than the context is then
+ * refused by the engine with 'context-overflow'); 'drop-oldest' drops the oldest whole turns (a user message and
+ * what followed it up to the next user message), keeping the system messages and the newest turn, until the
+ * prompt plus the reply's reserve fits the context.
+ * @returns {{prompt: string, dropped: number}}
+ */
+function fitConversation(e, messages, policy, options) {
+  if (policy !== 'drop-oldest' && policy !== 'error') {
+    throw new PocketLMError('invalid-argument', `contextOverflow must be 'error' or 'drop-oldest', got ${JSON.stringify(policy)}`);
+  }
+  let msgs = messages;
+  let prompt = e.applyChatTemplate(msgs);
+  if (policy === 'error') return { prompt, dropped: 0 };
+  const context = plainInfo(e.info()).contextSize;
+  const reserve = Math.min(options.maxTokens ?? DEFAULT_REPLY_TOKENS, Math.floor(context / 2));
+  let dropped = 0;
+  while (e.tokenize(prompt, true).length + reserve > context) {
+    const first = msgs.findIndex((m) => m.role !== 'system');
+    const next = msgs.findIndex((m, i) => i > first && m.role === 'user');
+    if (first < 0 || next < 0) break; // only the newest turn is left: the engine says whether it fits
+    msgs = [...msgs.slice(0, first), ...msgs.slice(next)];
+    dropped += next - first;
+    prompt = e.applyChatTemplate(msgs);
+  }
+  return { prompt, dropped };
+}
+
 /** Copies what wasm returned into a plain object (a serde Map, or an object with getters, would not clone). */
 function plainInfo(v) {
   return v instanceof Map ? Object.fromEntries(v) : { ...v };
@@ -241,7 +295,10 @@ function plainStats(v) {
     generatedTokens: s.generatedTokens,
     prefillTokensPerSecond: s.prefillTokensPerSecond,
     decodeTokensPerSecond: s.decodeTokensPerSecond,
-    finishReason: s.finishReason ?? null,
+    // The engine's 'context' (the window filled up while generating) is reported as 'length', as OpenAI does;
+    // contextFull says which limit it was.
+    finishReason: s.finishReason === 'context' ? 'length' : s.finishReason ?? null,
+    ...(s.finishReason === 'context' ? { contextFull: true } : {}),
     // Only with the `profile` option: [{stage, ms}] per generated token, in the order of the decode step.
     ...(s.profile ? { profile: plainStages(s.profile) } : {}),
     // ... and per prefilled prompt token over the prefill.
