@@ -1,13 +1,14 @@
 // Types for the npm package `pocketlm` (hand-written; the sources are plain JS with JSDoc).
 
-export type LoadPhase = 'download' | 'cache' | 'init';
+export type LoadPhase = 'download' | 'cache' | 'file' | 'init';
 
 export interface LoadProgress {
   /** Bytes passed to the engine so far; never decreases. */
   loaded: number;
   /** Size of the model file in bytes. */
   total: number;
-  /** 'download': from the network; 'cache': from IndexedDB; 'init': building the model (loaded === total). */
+  /** 'download': from the network; 'cache': from IndexedDB; 'file': from a local File/Blob; 'init': building the
+   * model (loaded === total). */
   phase: LoadPhase;
 }
 
@@ -28,6 +29,12 @@ export interface LoadOptions {
   threads?: number | 'auto';
   /** Size of the cached chunks for a new download (default 8 MiB; 64 KiB to 256 MiB). */
   chunkSize?: number;
+  /**
+   * Loading a File/Blob only: also store it in the ModelCache, under this key or (true) one made from the file's
+   * name, size and modification time; `info.cacheKey` gives it, and `PocketLM.load(info.cacheKey)` loads it again
+   * from the cache. Default false.
+   */
+  cache?: boolean | string;
 }
 
 export interface ModelInfo {
@@ -46,6 +53,8 @@ export interface ModelInfo {
   memoryBytes: number;
   /** Milliseconds of the load in the worker: wasm module start, weights into wasm memory, engine build. */
   loadTimings: { moduleMs: number; weightsMs: number; initMs: number };
+  /** A File/Blob loaded with `cache`: the ModelCache key it was stored under. */
+  cacheKey?: string;
   [key: string]: unknown;
 }
 
@@ -65,8 +74,19 @@ export interface GenerateOptions {
   profile?: boolean;
   /** Constrain the output: a JSON Schema, any JSON object, a regex (whole output) or a Lark grammar. */
   responseFormat?: ResponseFormat;
-  /** Aborting stops generation within one token and rejects with an AbortError. */
+  /** Aborting stops generation within one token, or the prompt's prefill within one chunk (128 tokens), and
+   * rejects with an AbortError; prompt chunks already run stay in the KV cache for the next call. */
   signal?: AbortSignal;
+  /** Called after each prefilled chunk of the prompt; `total` excludes tokens reused from the KV cache, and the
+   * last call has `done === total`. */
+  onPrefillProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * Chat only: when the conversation plus room for the reply (maxTokens, default 256, at most half the context)
+   * does not fit the context. 'drop-oldest' (default): drop the oldest whole turns (a user message and what followed
+   * it), keeping system messages and the newest turn; `lastStats.droppedMessages` counts them. 'error': reject with
+   * 'context-overflow' when the prompt itself does not fit. Raw completion always rejects with 'context-overflow'.
+   */
+  contextOverflow?: 'error' | 'drop-oldest';
 }
 
 export type ResponseFormat =
@@ -127,7 +147,12 @@ export interface GenerationStats {
   generatedTokens: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
-  finishReason: 'eos' | 'stop' | 'length' | 'context' | 'aborted' | null;
+  /** 'length': maxTokens were generated, or (with contextFull) the context window filled up. */
+  finishReason: 'eos' | 'stop' | 'length' | 'aborted' | null;
+  /** true when generation stopped because the context window was full (finishReason 'length'). */
+  contextFull?: boolean;
+  /** Chat with contextOverflow 'drop-oldest': messages left out so that the prompt fit. */
+  droppedMessages?: number;
   /**
    * With `profile: true`: milliseconds per generated token in each stage of the decode step, in order (embed, norm,
    * qkv, rope, attention, attnOut, gateUp, activation, down, residual, head, constraint, sample, text).
@@ -156,6 +181,8 @@ export declare class PocketLM {
   private constructor();
   /** Loads a GGUF model from the cache (no network) or downloads it into the cache, in a dedicated worker. */
   static load(url: string | URL, options?: LoadOptions): Promise<PocketLM>;
+  /** A local GGUF file (from `<input type=file>` or a drop), read in slices inside the worker; see LoadOptions.cache. */
+  static load(file: Blob, options?: LoadOptions): Promise<PocketLM>;
   /** With `fallback`: on this device when the preflight (memory budget, storage) allows and the load succeeds, else a
    * RemoteLM over the OpenAI-compatible server (`info.backend === 'remote'`), with the same methods. */
   static load(url: string | URL, options: LoadOptions & FallbackLoadOptions): Promise<PocketLM | RemoteLM>;

@@ -136,6 +136,20 @@ struct Generation {
     finished: bool,
 }
 
+/// A started generation whose prompt is still being prefilled ([`Engine::start`], [`Engine::prefill`]).
+struct Pending {
+    prompt: Vec<u32>,
+    opts: GenerateOptions,
+    sampler: Sampler,
+    constraint: Option<Constraint>,
+    vocab_ms: f64,
+    forced: Vec<u32>,
+    /// Prompt tokens reused from the KV cache.
+    keep: usize,
+    /// Prefill time so far.
+    ms: f64,
+}
+
 /// What an engine builds from the GGUF header alone (the architecture check, the tokenizer and the chat
 /// template): the browser builds it as soon as the header has arrived, while the tensor data is still being read,
 /// so its cost (mostly the tokenizer: ~70 ms natively, ~150-250 ms in wasm for SmolLM2) overlaps the loading.
@@ -170,6 +184,8 @@ pub struct Engine {
     /// Tokens whose keys/values are in the cache, at positions 0..len.
     cached: Vec<u32>,
     gen: Option<Generation>,
+    /// A generation started but not yet fully prefilled.
+    pending: Option<Pending>,
     stats: Stats,
     pub info: ModelInfo,
 }
@@ -237,6 +253,7 @@ impl Engine {
             state,
             cached: Vec::new(),
             gen: None,
+            pending: None,
             stats: Stats::default(),
             info,
         })
@@ -309,12 +326,23 @@ impl Engine {
     pub fn reset(&mut self) {
         self.cached.clear();
         self.gen = None;
+        self.pending = None;
     }
 
     /// Start generating after `prompt`: prefill what the KV cache does not already hold, leaving the logits of the
     /// last prompt token ready for the first `next`.
     pub fn begin(&mut self, prompt: &[u32], opts: GenerateOptions) -> Result<()> {
+        self.start(prompt, opts)?;
+        while !self.prefill(usize::MAX)? {}
+        Ok(())
+    }
+
+    /// [`Engine::begin`] in steps: checks the prompt and options and compiles any constraint, but runs no tokens;
+    /// [`Engine::prefill`] then runs the prompt a chunk at a time (a caller can report progress and stop between
+    /// chunks). `next` finishes an unfinished prefill itself.
+    pub fn start(&mut self, prompt: &[u32], opts: GenerateOptions) -> Result<()> {
         self.gen = None;
+        self.pending = None;
         if prompt.is_empty() {
             return Err(Error::InvalidArgument("the prompt is empty (no tokens)".into()));
         }
@@ -348,22 +376,55 @@ impl Engine {
         let mut keep = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();
         keep = keep.min(prompt.len() - 1);
         self.cached.truncate(keep);
-        let t0 = now_ms();
         self.state.profile = opts.profile.then(Profile::default);
         if let Some(p) = self.state.profile.as_mut() {
             p.start();
         }
-        let result = self.model.forward(&self.buf, &mut self.state, &prompt[keep..], keep, Logits::Last);
+        self.pending = Some(Pending { prompt: prompt.to_vec(), opts, sampler, constraint, vocab_ms, forced, keep, ms: 0.0 });
+        Ok(())
+    }
+
+    /// The started generation's prefill: (tokens run so far, tokens to run in all, prompt tokens), the first two not
+    /// counting tokens reused from the KV cache; (0, 0, 0) when no prefill is under way.
+    pub fn prefill_progress(&self) -> (usize, usize, usize) {
+        match &self.pending {
+            Some(p) => (self.cached.len() - p.keep, p.prompt.len() - p.keep, p.prompt.len()),
+            None => (0, 0, 0),
+        }
+    }
+
+    /// Run up to `max_tokens` more prompt tokens (rounded up to whole batches, so the result is the same bits as one
+    /// call for the whole prompt). `true` once the prompt is all in and generation can start.
+    pub fn prefill(&mut self, max_tokens: usize) -> Result<bool> {
+        let Some(p) = self.pending.as_mut() else {
+            return match self.gen {
+                Some(_) => Ok(true),
+                None => Err(Error::InvalidArgument("no generation was started (or its prefill failed)".into())),
+            };
+        };
+        let at = self.cached.len();
+        let n = max_tokens.max(1).div_ceil(crate::model::MAX_BATCH).saturating_mul(crate::model::MAX_BATCH);
+        let end = at.saturating_add(n).min(p.prompt.len());
+        let t0 = now_ms();
+        // Each chunk leaves its last token's logits; only the final chunk's are used.
+        let result = self.model.forward(&self.buf, &mut self.state, &p.prompt[at..end], at, Logits::Last);
+        p.ms += now_ms() - t0;
+        if let Err(e) = result {
+            self.cached.clear();
+            self.pending = None;
+            self.state.profile = None;
+            return Err(e);
+        }
+        self.cached.extend_from_slice(&p.prompt[at..end]);
+        if end < p.prompt.len() {
+            return Ok(false);
+        }
+        let Pending { prompt, opts, sampler, constraint, vocab_ms, forced, keep, ms: prefill_ms } =
+            self.pending.take().expect("checked above");
         let prefill_profile = self.state.profile.take().map(|mut p| {
             p.steps = prompt.len() - keep;
             p.per_step()
         });
-        if let Err(e) = result {
-            self.cached.clear();
-            return Err(e);
-        }
-        self.cached.extend_from_slice(&prompt[keep..]);
-        let prefill_ms = now_ms() - t0;
         let prefilled = prompt.len() - keep;
         self.stats = Stats {
             prompt_tokens: prompt.len(),
@@ -396,12 +457,15 @@ impl Engine {
         if opts.max_tokens == 0 {
             self.stats.finish_reason = Some(FinishReason::Length);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Generate one token. `Some(piece)` is the next text (possibly empty while a character or a possible stop
     /// string is incomplete); `None` once generation has finished (see [`Stats::finish_reason`]).
     pub fn next(&mut self) -> Result<Option<String>> {
+        if self.pending.is_some() {
+            while !self.prefill(usize::MAX)? {}
+        }
         let t0 = now_ms();
         let out = self.step();
         self.stats.decode_ms += now_ms() - t0;

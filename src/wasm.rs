@@ -216,7 +216,8 @@ impl Engine {
         serde_json::json!({ "content": content, "toolCalls": calls }).to_string()
     }
 
-    /// Tokenize the prompt, check it fits the context, and prefill.
+    /// Tokenize the prompt and check it fits the context; the prefill runs in `prefill` steps (or, for what is left,
+    /// in the first `next`).
     pub fn begin(&mut self, prompt: &str, opts: JsValue) -> Result<(), JsValue> {
         let o: BeginOptions = if opts.is_undefined() || opts.is_null() {
             BeginOptions::default()
@@ -252,7 +253,20 @@ impl Engine {
             profile: o.profile.unwrap_or(false),
             response_format,
         };
-        self.core.begin(&ids, opts).map_err(to_js)
+        self.core.start(&ids, opts).map_err(to_js)
+    }
+
+    /// Prefill up to `max_tokens` more prompt tokens (whole batches); `true` once the prompt is all in.
+    pub fn prefill(&mut self, max_tokens: usize) -> Result<bool, JsValue> {
+        self.core.prefill(max_tokens).map_err(to_js)
+    }
+
+    /// `[done, total, promptTokens]`: prompt tokens prefilled so far by the started generation and to prefill in
+    /// all (tokens reused from the KV cache are not counted), and the prompt's length; zeros when none is under way.
+    #[wasm_bindgen(js_name = prefillProgress)]
+    pub fn prefill_progress(&self) -> Vec<f64> {
+        let (done, total, prompt) = self.core.prefill_progress();
+        vec![done as f64, total as f64, prompt as f64]
     }
 
     /// One token: the new text piece, or undefined when generation has finished.

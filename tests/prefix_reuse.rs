@@ -78,3 +78,39 @@ fn follow_up_turns_prefill_only_new_tokens_and_match_a_fresh_context() {
     assert!(pre < p3.len());
     assert_eq!((again.as_str(), &again_ids), (a3.as_str(), &ids3));
 }
+
+/// The chunked prefill (`start` + `prefill` steps, what the browser worker runs to report progress and honour an
+/// abort between chunks) computes the same tokens as one `begin`, its progress counts up to the prompt, and a
+/// prefill abandoned halfway leaves the cache holding exactly the chunks that ran (the next call reuses them).
+#[test]
+fn chunked_prefill_matches_one_call_and_an_abandoned_one_is_reused() {
+    let mut e = engine();
+    let text = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(8);
+    let ids = e.tokenize_prompt(&text).unwrap();
+    assert!(ids.len() > 150, "{} tokens", ids.len());
+    let (whole, whole_ids, _, _) = run(&mut e, &ids, 16);
+
+    let mut chunked = engine();
+    chunked.start(&ids, greedy(16)).unwrap();
+    let mut seen = vec![chunked.prefill_progress()];
+    while !chunked.prefill(40).unwrap() {
+        seen.push(chunked.prefill_progress());
+    }
+    assert_eq!(seen[0], (0, ids.len(), ids.len()));
+    // 40 rounds up to whole batches of 32: 64 tokens per step.
+    assert!(seen.windows(2).all(|w| w[1].0 == w[0].0 + 64), "{seen:?}");
+    let mut text2 = String::new();
+    while let Some(p) = chunked.next().unwrap() {
+        text2.push_str(&p);
+    }
+    assert_eq!((text2.as_str(), chunked.generated()), (whole.as_str(), whole_ids.as_slice()));
+    assert_eq!(chunked.stats().prefilled_tokens, ids.len());
+
+    // Abandon a prefill after one step: the next call prefills only what that step did not.
+    let mut cut = engine();
+    cut.start(&ids, greedy(16)).unwrap();
+    assert!(!cut.prefill(64).unwrap());
+    let (again, again_ids, n, pre) = run(&mut cut, &ids, 16);
+    assert_eq!((n, pre), (ids.len(), ids.len() - 64));
+    assert_eq!((again.as_str(), again_ids.as_slice()), (whole.as_str(), whole_ids.as_slice()));
+}

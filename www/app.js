@@ -17,7 +17,8 @@ const PRESETS = [
   { id: 'gemma3', label: 'Gemma 3 270M base (253 MB)', url: '../models/gemma-3-270m-q4_k_m.gguf' },
   { id: 'custom', label: 'Other GGUF URL…', url: '' },
 ];
-const PHASES = { download: 'Downloading', cache: 'Reading from browser storage', init: 'Preparing the model' };
+const PHASES = { download: 'Downloading', cache: 'Reading from browser storage', file: 'Reading the file',
+  init: 'Preparing the model' };
 const BACKENDS = { 'relaxed-simd': 'relaxed SIMD', simd128: 'SIMD128', scalar: 'scalar (no SIMD)' };
 const TOOL_OPTIONS = { temperature: 0.2, topP: 0.9, repeatPenalty: 1.1 };
 const SETTINGS_KEY = 'pocketlm-demo-settings';
@@ -27,7 +28,7 @@ const $ = (id) => document.getElementById(id);
 const el = {
   status: $('status'), statusEngine: $('status-engine'),
   modelPanel: $('model-panel'), modelSummary: $('model-summary'), loadForm: $('load-form'), preset: $('preset'),
-  urlField: $('url-field'), url: $('model-url'), loadBtn: $('load-btn'), cancelBtn: $('cancel-btn'),
+  urlField: $('url-field'), url: $('model-url'), file: $('model-file'), loadBtn: $('load-btn'), cancelBtn: $('cancel-btn'),
   unloadBtn: $('unload-btn'), progressBox: $('progress-box'), progress: $('load-progress'),
   progressPhase: $('progress-phase'), progressPercent: $('progress-percent'), progressDetail: $('progress-detail'),
   loadError: $('load-error'), modelInfo: $('model-info'),
@@ -108,6 +109,15 @@ function wireEvents() {
   el.loadForm.addEventListener('submit', (e) => {
     e.preventDefault();
     loadSelected();
+  });
+  // A local GGUF: chosen with the file input or dropped on the model panel.
+  el.file.addEventListener('change', () => el.file.files?.[0] && loadSelected(el.file.files[0]));
+  el.modelPanel.addEventListener('dragover', (e) => e.preventDefault());
+  el.modelPanel.addEventListener('drop', (e) => {
+    const f = e.dataTransfer?.files?.[0];
+    if (!f) return;
+    e.preventDefault();
+    loadSelected(f);
   });
   el.cancelBtn.addEventListener('click', () => state.loading?.abort());
   el.unloadBtn.addEventListener('click', unload);
@@ -232,9 +242,11 @@ function selectedUrl() {
   }
 }
 
-async function loadSelected() {
+/** @param {File} [file] a local GGUF instead of the selected URL */
+async function loadSelected(file) {
   if (state.loading || !state.engine) return;
-  const url = selectedUrl();
+  const url = file ?? selectedUrl();
+  const label = file ? file.name : fileName(url ?? '');
   if (!url) {
     showLoadError('Enter the full http(s) address of a .gguf file.');
     el.url.focus();
@@ -254,7 +266,7 @@ async function loadSelected() {
   el.progressPercent.textContent = '';
   el.progressDetail.textContent = '';
   el.modelSummary.textContent = 'loading…';
-  setEngineStatus(`Loading ${fileName(url)}…`);
+  setEngineStatus(`Loading ${label}…`);
   updateControls();
 
   const onProgress = ({ loaded = 0, total = 0, phase: p = 'download' } = {}) => {
@@ -279,15 +291,17 @@ async function loadSelected() {
   try {
     // threads 'auto' (the package's default share of the cores) is used only where the page is cross-origin
     // isolated (the demo server sends COOP/COEP); otherwise the package runs one thread.
-    const lm = await state.engine.PocketLM.load(url, { onProgress, signal: ctl.signal, threads: 'auto' });
+    // A file is also stored in the cache (cache: true), so it appears in the list and loads again from there.
+    const lm = await state.engine.PocketLM.load(url, { onProgress, signal: ctl.signal, threads: 'auto',
+      ...(file ? { cache: true } : {}) });
     state.lm = lm;
-    state.loadedUrl = url;
+    state.loadedUrl = file ? lm.info.cacheKey : url;
     el.progress.value = el.progress.max;
     el.progressPercent.textContent = '100%';
     showModelInfo(lm.info);
     setEngineStatus(`Ready · ${engineDescription(lm.info)}`);
     // The file name says which variant this is; the GGUF's own name is in the info table.
-    el.modelSummary.textContent = `${fileName(url).replace(/\.gguf$/i, '')} · ready`;
+    el.modelSummary.textContent = `${label.replace(/\.gguf$/i, '')} · ready`;
     updateContextStat(0);
     el.progressBox.hidden = true;
     if (matchMedia(NARROW).matches) el.modelPanel.open = false;

@@ -474,3 +474,68 @@ function normalizeChunkSize(v) {
 }
 
 const mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
+
+/**
+ * A local file (a `File` from `<input type=file>` or a drop, or any `Blob`) streamed into `opts.open(...)`'s sink
+ * in slices of `chunkSize`, so no whole-file buffer exists in JS. With `opts.cacheKey`, each slice is also stored as
+ * a chunk of a cache entry under that key (a later `ensureWeights(cacheKey)` finds it complete, with no network).
+ * The sink is opened before the first byte is read: its size check (wasm memory) refuses a too-big file first.
+ * @param {Blob} blob
+ * @param {EnsureOptions & {cacheKey?: string}} [opts]
+ * @returns {Promise<{size: number, cacheKey: string | null, sha256: string | null}>}
+ */
+export async function loadBlob(blob, opts = {}) {
+  const ctx = {
+    url: opts.cacheKey ?? 'the file',
+    signal: opts.signal,
+    sha256: normalizeSha256(opts.sha256),
+    chunkSize: normalizeChunkSize(opts.chunkSize),
+    storageEstimate: opts.storageEstimate,
+    progress: monotoneProgress(opts.onProgress),
+  };
+  const size = blob.size;
+  throwIfAborted(ctx.signal, `loading ${ctx.url}`);
+  const sink = opts.open ? opts.open(size) : null;
+  const run = async () => {
+    /** @type {store.Manifest | null} */
+    let m = null;
+    if (opts.cacheKey) {
+      await checkQuota(ctx, size);
+      m = store.newManifest(opts.cacheKey, size, ctx.chunkSize, { etag: null, lastModified: null }, ctx.sha256);
+      await store.createEntry(m);
+    }
+    try {
+      const hasher = ctx.sha256 ? new Sha256() : null;
+      const chunkCount = Math.ceil(size / ctx.chunkSize);
+      ctx.progress(0, size, 'file');
+      for (let i = 0, at = 0; i < chunkCount; i++) {
+        throwIfAborted(ctx.signal, `loading ${ctx.url}`);
+        const end = Math.min(at + ctx.chunkSize, size);
+        let bytes;
+        try {
+          bytes = new Uint8Array(await blob.slice(at, end).arrayBuffer());
+        } catch (e) {
+          throw new PocketLMError('storage', `could not read ${ctx.url} (${/** @type {any} */ (e)?.message}): `
+            + 'the file was moved, changed or deleted after it was chosen', { cause: e });
+        }
+        if (bytes.length !== end - at) {
+          throw new PocketLMError('storage', `${ctx.url}: read ${bytes.length} bytes at ${at}, expected ${end - at}`);
+        }
+        if (sink) sink.push(bytes);
+        if (hasher) hasher.update(bytes);
+        if (m) await store.putChunk(m.url, m.generation, i, bytes);
+        at = end;
+        ctx.progress(at, size, 'file');
+      }
+      const got = hasher ? hasher.hex() : null;
+      if (hasher && got !== ctx.sha256) throw integrityError(ctx.url, ctx.sha256, got);
+      if (m) await store.markComplete(m.url, m.generation, got);
+      return { size, cacheKey: m ? m.url : null, sha256: got };
+    } catch (e) {
+      // Nothing half-stored stays behind: the entry is either complete or gone.
+      if (m) await store.deleteEntry(m.url).catch(() => {});
+      throw e;
+    }
+  };
+  return opts.cacheKey ? withUrlLock(opts.cacheKey, ctx.signal, run) : run();
+}

@@ -19,7 +19,9 @@ import { loadWithFallback } from './remote.js';
  * @property {string[]} [stop] generation ends before any of these strings (they are not part of the output)
  * @property {boolean} [profile] time each stage of the prefill and decode steps (lastStats.prefillProfile, .profile)
  * @property {ResponseFormat} [responseFormat] constrain the output: JSON Schema, any JSON object, a regex, a Lark grammar
- * @property {AbortSignal} [signal]
+ * @property {AbortSignal} [signal] aborts generation, and the prompt's prefill between chunks of 128 tokens
+ * @property {(p: {done: number, total: number}) => void} [onPrefillProgress] prompt tokens prefilled so far, after each
+ *   chunk; `total` excludes tokens reused from the KV cache, and the last event has done === total
  *
  * @typedef {{type: 'json_schema', schema: object} | {type: 'json_schema', json_schema: {schema: object}}
  *   | {type: 'json_object'} | {type: 'regex', pattern: string | RegExp} | {type: 'grammar', lark: string}
@@ -35,7 +37,8 @@ import { loadWithFallback } from './remote.js';
  * @property {number} generatedTokens
  * @property {number} prefillTokensPerSecond
  * @property {number} decodeTokensPerSecond
- * @property {'eos' | 'stop' | 'length' | 'context' | 'aborted' | null} finishReason
+ * @property {'eos' | 'stop' | 'length' | 'aborted' | null} finishReason 'length' also when the context filled up
+ *   (then contextFull: true)
  * @property {{stage: string, ms: number}[]} [profile] with the profile option: milliseconds per generated token
  * @property {{stage: string, ms: number}[]} [prefillProfile] with the profile option: milliseconds per prefilled
  *   prompt token
@@ -209,6 +212,39 @@ function positiveInteger(name, v) {
   return v;
 }
 
+/**
+ * The ModelCache key a local file is stored under: the given string, or with `true` one made from the file's name,
+ * size and modification time (what identifies a chosen file across visits); null: not stored.
+ * @param {Blob} blob @param {unknown} cache
+ */
+function fileCacheKey(blob, cache) {
+  if (cache === undefined || cache === false) return null;
+  if (typeof cache === 'string' && cache !== '') return resolveUrl(cache);
+  if (cache !== true) throw new PocketLMError('invalid-argument', 'cache must be a boolean or a non-empty key string');
+  const f = /** @type {any} */ (blob);
+  const name = typeof f.name === 'string' && f.name ? f.name : 'blob.gguf';
+  return `pocketlm-file:${encodeURIComponent(name)}?size=${blob.size}&lastModified=${Number(f.lastModified) || 0}`;
+}
+
+/** A chat's contextOverflow option ('drop-oldest', the default, or 'error'), checked here. */
+function overflowArg(options) {
+  const v = options?.contextOverflow;
+  if (v === undefined) return {};
+  if (v !== 'error' && v !== 'drop-oldest') {
+    throw new PocketLMError('invalid-argument', `contextOverflow must be 'error' or 'drop-oldest', got ${JSON.stringify(v)}`);
+  }
+  return { contextOverflow: v };
+}
+
+/** Whether the call asked for prefill progress (checked here, so a mistake fails at the call). */
+function wantsPrefill(options) {
+  const cb = options?.onPrefillProgress;
+  if (cb !== undefined && typeof cb !== 'function') {
+    throw new PocketLMError('invalid-argument', 'onPrefillProgress must be a function');
+  }
+  return cb !== undefined;
+}
+
 const CONSTRUCT = Symbol('PocketLM.load');
 
 export class PocketLM {
@@ -224,18 +260,22 @@ export class PocketLM {
   /**
    * Loads a GGUF model: from the IndexedDB cache when it is there (no network request), else downloading it
    * into the cache (resuming an interrupted download), then building the engine in a new worker.
-   * @param {string | URL} url
-   * @param {{onProgress?: (p: {loaded: number, total: number, phase: 'download' | 'cache' | 'init'}) => void,
+   * @param {string | URL | Blob} url a URL, or a local GGUF file (File / Blob)
+   * @param {{onProgress?: (p: {loaded: number, total: number, phase: 'download' | 'cache' | 'file' | 'init'}) => void,
+   *   cache?: boolean | string,
    *   signal?: AbortSignal, contextSize?: number, sha256?: string, threads?: number | 'auto', chunkSize?: number}}
    *   [options]
    * @returns {Promise<PocketLM>}
    */
   static async load(url, options = {}) {
+    // A File/Blob (an <input type=file>, a drop): read in slices inside the worker, never whole in the page;
+    // `cache: true` (or a key string) also stores it in the ModelCache under info.cacheKey.
     // Hybrid: this device if it can (preflight + load), else the OpenAI-compatible server (a RemoteLM).
-    if (options.fallback !== undefined) return loadWithFallback(PocketLM, url, options);
-    const href = resolveUrl(url);
+    const isBlob = typeof Blob !== 'undefined' && url instanceof Blob;
+    if (options.fallback !== undefined && !isBlob) return loadWithFallback(PocketLM, url, options);
+    const href = isBlob ? null : resolveUrl(url);
     const args = {
-      url: href,
+      ...(isBlob ? { file: url, cacheKey: fileCacheKey(/** @type {Blob} */ (url), options.cache) } : { url: href }),
       contextSize: positiveInteger('contextSize', options.contextSize),
       threads: options.threads === undefined || options.threads === 'auto' ? 'auto'
         : positiveInteger('threads', options.threads),
@@ -243,7 +283,7 @@ export class PocketLM {
       sha256: options.sha256,
       storageEstimate: /** @type {any} */ (options).__storageEstimate,
     };
-    throwIfAborted(options.signal, `loading ${href}`);
+    throwIfAborted(options.signal, `loading ${href ?? 'the file'}`);
     // Not awaited: some browsers ask the user, and the load should not wait on the answer.
     ModelCache.persist().catch(() => {});
     const conn = new WorkerConnection(spawnWorker());
@@ -299,7 +339,7 @@ export class PocketLM {
       await this.#collect(input, options);
       return assistantMessage(/** @type {any} */ (this.#lastReply));
     }
-    return this.#collect({ messages: chatMessages(messages) }, options);
+    return this.#collect({ messages: chatMessages(messages), ...overflowArg(options) }, options);
   }
 
   /**
@@ -341,7 +381,7 @@ export class PocketLM {
       return this.#stream({ messages: toolMessages(messages), tools: toolList(options.tools),
         toolChoice: options.toolChoice ?? 'auto' }, options);
     }
-    return this.#stream({ messages: chatMessages(messages) }, options);
+    return this.#stream({ messages: chatMessages(messages), ...overflowArg(options) }, options);
   }
 
   /** The assistant message of the last chat with tools ({role, content, toolCalls}), or null. */
@@ -384,9 +424,12 @@ export class PocketLM {
   }
 
   async #collect(input, options) {
-    const req = { ...input, options: engineOptions(options), collect: true };
+    const req = { ...input, options: engineOptions(options), collect: true, prefillProgress: wantsPrefill(options) };
     try {
-      const { text, stats, reply } = await this.#conn.request('generate', req, { signal: options.signal });
+      const { text, stats, reply } = await this.#conn.request('generate', req, {
+        signal: options.signal,
+        onEvent: (m) => m.prefill && options.onPrefillProgress(m.prefill),
+      });
       this.#lastStats = stats;
       this.#lastReply = reply ?? null;
       return text;
@@ -397,11 +440,14 @@ export class PocketLM {
   }
 
   #stream(input, options) {
-    const req = { ...input, options: engineOptions(options) };
+    const req = { ...input, options: engineOptions(options), prefillProgress: wantsPrefill(options) };
     return new TextStream((sink) => {
       const { id, promise } = this.#conn.send('generate', req, {
         signal: options.signal,
-        onEvent: (m) => typeof m.piece === 'string' && sink.piece(m.piece),
+        onEvent: (m) => {
+          if (typeof m.piece === 'string') sink.piece(m.piece);
+          else if (m.prefill) options.onPrefillProgress(m.prefill);
+        },
       });
       promise.then(({ stats, reply }) => {
         this.#lastStats = stats;

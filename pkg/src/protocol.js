@@ -5,6 +5,7 @@
 //                  {id, ok: false, error}      error: {code, message, status?, details?} (errors.js toWire)
 //                  {id, progress}              load/download progress, any number, before the reply
 //                  {id, piece}                 generated text, any number, before the reply
+//                  {id, prefill: {done, total}} prompt tokens prefilled (only with args.prefillProgress)
 //
 // Requests run one at a time in arrival order (the engine is single-threaded state), except 'cancel', which
 // acts at once: a queued request is answered with an 'aborted' error immediately, a running one stops at its
@@ -12,7 +13,9 @@
 
 /**
  * @typedef {object} LoadArgs
- * @property {string} url absolute
+ * @property {string} [url] absolute; or:
+ * @property {Blob} [file] a local model file, read in slices in the worker
+ * @property {string | null} [cacheKey] with file: also store it in the cache under this key
  * @property {number} [contextSize] 0 or absent: the engine's default
  * @property {string} [sha256]
  * @property {number | 'auto'} [threads] 'auto': see backend.js resolveThreads
@@ -25,6 +28,8 @@
  * @property {object} options engine options (maxTokens, temperature, topK, topP, minP, repeatPenalty,
  *   repeatLastN, seed, stop), already validated
  * @property {boolean} [collect] return {text, stats} instead of sending pieces
+ * @property {boolean} [prefillProgress] send {prefill} events
+ * @property {'error' | 'drop-oldest'} [contextOverflow] with messages: default 'drop-oldest'
  *
  * @typedef {{verb: 'load', args: LoadArgs}
  *   | {verb: 'download', args: Omit<LoadArgs, 'contextSize' | 'threads'>}

@@ -1,7 +1,7 @@
 // The engine's dedicated worker: owns the wasm instance and the model, and does the download, so the page's
 // thread never waits on any of it. Speaks the protocol in protocol.js.
 
-import { ensureWeights } from './fetcher.js';
+import { ensureWeights, loadBlob } from './fetcher.js';
 import * as store from './weight_store.js';
 import { startEngineModule } from './backend.js';
 import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
@@ -9,6 +9,10 @@ import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
 /** WeightLoader.checkHeader() runs from this much on (and again per chunk until the whole header is in), to reject a
  * wrong file before a long download. */
 const HEADER_CHECK_BYTES = 1 << 20;
+
+/** Prompt tokens prefilled between two looks at the message queue (whole batches of the engine's 32): ~1-3 s of
+ * work on a slow machine at one thread, a few percent above one whole-prompt call. */
+const PREFILL_CHUNK = 128;
 
 /** @type {any} the wasm Engine, once loaded */
 let engine = null;
@@ -81,7 +85,7 @@ const HANDLERS = {
     const t0 = performance.now();
     const { wasm } = await startEngineModule({ threads: args.threads });
     const tModule = performance.now();
-    throwIfAborted(signal, `loading ${args.url}`);
+    throwIfAborted(signal, `loading ${args.file ? 'the file' : args.url}`);
     /** @type {any} */
     let loader = null;
     const open = (total) => {
@@ -101,20 +105,28 @@ const HANDLERS = {
         },
       };
     };
-    let manifest;
+    let size;
+    let cacheKey = null;
     let tWeights = 0;
+    const what = args.file ? 'the file' : args.url;
     try {
-      manifest = await ensureWeights(args.url, {
+      const weightOpts = {
         open,
         signal,
         sha256: args.sha256,
         chunkSize: args.chunkSize,
         storageEstimate: args.storageEstimate,
         onProgress: (progress) => emit({ progress }),
-      });
-      throwIfAborted(signal, `loading ${args.url}`);
+      };
+      if (args.file) {
+        // A local File/Blob (cloned into this worker without copying its bytes), read slice by slice.
+        ({ size, cacheKey } = await loadBlob(args.file, { ...weightOpts, cacheKey: args.cacheKey }));
+      } else {
+        ({ size } = await ensureWeights(args.url, weightOpts));
+      }
+      throwIfAborted(signal, `loading ${what}`);
       tWeights = performance.now();
-      emit({ progress: { loaded: manifest.size, total: manifest.size, phase: 'init' } });
+      emit({ progress: { loaded: size, total: size, phase: 'init' } });
       const l = loader;
       loader = null; // finish() consumes the loader, whether it succeeds or throws
       engine = l.finish(args.contextSize ?? 0);
@@ -122,14 +134,15 @@ const HANDLERS = {
       try { loader?.free(); } catch { /* consumed */ }
       const code = /** @type {any} */ (e)?.code;
       // A file the engine cannot use would only be rejected again: do not keep it.
-      if (code === 'format' || code === 'unsupported') await store.deleteEntry(args.url).catch(() => {});
+      const key = args.file ? cacheKey ?? args.cacheKey : args.url;
+      if (key && (code === 'format' || code === 'unsupported')) await store.deleteEntry(key).catch(() => {});
       throw e;
     }
     const tInit = performance.now();
     // Where the load went, in the worker: starting the wasm module (fetch + compile + instantiate), the weights
     // (from IndexedDB or the network, copied into wasm memory), building the engine (model views, tokenizer,
     // KV cache). The wasm memory figure is what the engine holds (weights + KV cache + scratch).
-    return { ...plainInfo(engine.info()), memoryBytes: engine.memoryBytes(),
+    return { ...plainInfo(engine.info()), memoryBytes: engine.memoryBytes(), ...(cacheKey ? { cacheKey } : {}),
       loadTimings: { moduleMs: tModule - t0, weightsMs: tWeights - tModule, initMs: tInit - tWeights } };
   },
 
@@ -150,6 +163,8 @@ const HANDLERS = {
   async generate(args, signal, emit) {
     const e = requireEngine();
     let prompt;
+    /** Messages left out of a chat that did not fit the context ('drop-oldest'); undefined: none were dropped. */
+    let dropped;
     let options = args.options ?? {};
     if (args.tools) {
       // The engine renders the tools into the prompt and returns the grammar the reply must follow.
@@ -162,8 +177,10 @@ const HANDLERS = {
         }
         options = { ...options, responseFormat: r.responseFormat };
       }
+    } else if (args.messages) {
+      ({ prompt, dropped } = fitConversation(e, args.messages, args.contextOverflow ?? 'drop-oldest', options));
     } else {
-      prompt = args.messages ? e.applyChatTemplate(args.messages) : args.prompt;
+      prompt = args.prompt;
     }
     if (typeof prompt !== 'string') throw new PocketLMError('invalid-argument', 'prompt must be a string');
     throwIfAborted(signal, 'generation');
@@ -171,6 +188,20 @@ const HANDLERS = {
     // finished, aborted or failed) and `begin` prefills only what follows the longest cached prefix of this prompt,
     // so a follow-up chat turn (the conversation re-sent plus one message) costs only the new tokens.
     e.begin(prompt, options);
+    // The prefill, PREFILL_CHUNK tokens at a time: between chunks a 'cancel' gets in, and progress goes out.
+    const [, total, promptTokens] = e.prefillProgress();
+    for (let done = false; !done;) {
+      if (signal.aborted) {
+        const [ran] = e.prefillProgress();
+        const err = abortError(signal.reason, 'generation');
+        err.details = { stats: { promptTokens, prefilledTokens: ran, generatedTokens: 0, prefillTokensPerSecond: 0,
+          decodeTokensPerSecond: 0, finishReason: 'aborted' } };
+        throw err;
+      }
+      done = e.prefill(PREFILL_CHUNK);
+      if (args.prefillProgress) emit({ prefill: { done: done ? total : e.prefillProgress()[0], total } });
+      if (!done) await nextTask();
+    }
     const keepText = args.collect || !!args.tools;
     let text = '';
     for (;;) {
@@ -190,6 +221,7 @@ const HANDLERS = {
       await nextTask();
     }
     const stats = plainStats(e.stats());
+    if (dropped) stats.droppedMessages = dropped;
     // Under tools, the reply split into text and calls ({content, toolCalls}).
     const reply = args.tools ? JSON.parse(e.parseToolReply(text, ++toolCallSeq)) : undefined;
     return args.collect ? { text, stats, reply } : { stats, reply };
@@ -214,6 +246,37 @@ const HANDLERS = {
   },
 };
 
+/** Room kept for the reply when a chat is fitted to the context: maxTokens (default 256), at most half the context. */
+const DEFAULT_REPLY_TOKENS = 256;
+
+/**
+ * The prompt for `messages` under `policy`: 'error' renders them all (a prompt longer than the context is then
+ * refused by the engine with 'context-overflow'); 'drop-oldest' drops the oldest whole turns (a user message and
+ * what followed it up to the next user message), keeping the system messages and the newest turn, until the
+ * prompt plus the reply's reserve fits the context.
+ * @returns {{prompt: string, dropped: number}}
+ */
+function fitConversation(e, messages, policy, options) {
+  if (policy !== 'drop-oldest' && policy !== 'error') {
+    throw new PocketLMError('invalid-argument', `contextOverflow must be 'error' or 'drop-oldest', got ${JSON.stringify(policy)}`);
+  }
+  let msgs = messages;
+  let prompt = e.applyChatTemplate(msgs);
+  if (policy === 'error') return { prompt, dropped: 0 };
+  const context = plainInfo(e.info()).contextSize;
+  const reserve = Math.min(options.maxTokens ?? DEFAULT_REPLY_TOKENS, Math.floor(context / 2));
+  let dropped = 0;
+  while (e.tokenize(prompt, true).length + reserve > context) {
+    const first = msgs.findIndex((m) => m.role !== 'system');
+    const next = msgs.findIndex((m, i) => i > first && m.role === 'user');
+    if (first < 0 || next < 0) break; // only the newest turn is left: the engine says whether it fits
+    msgs = [...msgs.slice(0, first), ...msgs.slice(next)];
+    dropped += next - first;
+    prompt = e.applyChatTemplate(msgs);
+  }
+  return { prompt, dropped };
+}
+
 /** Copies what wasm returned into a plain object (a serde Map, or an object with getters, would not clone). */
 function plainInfo(v) {
   return v instanceof Map ? Object.fromEntries(v) : { ...v };
@@ -232,7 +295,10 @@ function plainStats(v) {
     generatedTokens: s.generatedTokens,
     prefillTokensPerSecond: s.prefillTokensPerSecond,
     decodeTokensPerSecond: s.decodeTokensPerSecond,
-    finishReason: s.finishReason ?? null,
+    // The engine's 'context' (the window filled up while generating) is reported as 'length', as OpenAI does;
+    // contextFull says which limit it was.
+    finishReason: s.finishReason === 'context' ? 'length' : s.finishReason ?? null,
+    ...(s.finishReason === 'context' ? { contextFull: true } : {}),
     // Only with the `profile` option: [{stage, ms}] per generated token, in the order of the decode step.
     ...(s.profile ? { profile: plainStages(s.profile) } : {}),
     // ... and per prefilled prompt token over the prefill.
