@@ -9,6 +9,7 @@ use crate::mark;
 use crate::profile::{Profile, Stage, StageTime};
 use crate::gguf::Gguf;
 use crate::model::{Logits, Model, State};
+pub use pocketlm_simd::kv::KvType;
 use crate::sampler::{Sampler, SamplerParams};
 use crate::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::tools::{Tool, ToolChoice, ToolMessage};
@@ -38,6 +39,10 @@ pub struct ModelInfo {
     pub chat_template: bool,
     /// KV cache and scratch buffers.
     pub state_bytes: usize,
+    /// How the KV cache stores keys and values: "f32", "f16" or "q8_0".
+    pub kv_type: String,
+    /// Bytes of the KV cache alone (part of `state_bytes`).
+    pub kv_bytes: usize,
     /// Threads the forward pass runs on ([`Engine::set_pool`]).
     pub threads: usize,
 }
@@ -194,12 +199,22 @@ impl Engine {
     /// Build an engine over the whole GGUF file in `buf` (taken, not copied). `context == 0` picks
     /// min(DEFAULT_CONTEXT, the model's training context).
     pub fn from_bytes(buf: Vec<u8>, context: usize) -> Result<Engine> {
+        Engine::from_bytes_kv(buf, context, KvType::F32)
+    }
+
+    /// [`Engine::from_bytes`] with the KV cache stored as `kv_type`.
+    pub fn from_bytes_kv(buf: Vec<u8>, context: usize, kv_type: KvType) -> Result<Engine> {
         let header = Header::new(Gguf::parse(&buf)?, buf.len() as u64)?;
-        Engine::from_header(header, buf, context)
+        Engine::from_header_kv(header, buf, context, kv_type)
     }
 
     /// Build an engine from a [`Header`] prepared while the file was arriving and the whole file in `buf`.
     pub fn from_header(header: Header, buf: Vec<u8>, context: usize) -> Result<Engine> {
+        Engine::from_header_kv(header, buf, context, KvType::F32)
+    }
+
+    /// [`Engine::from_header`] with the KV cache stored as `kv_type`.
+    pub fn from_header_kv(header: Header, buf: Vec<u8>, context: usize, kv_type: KvType) -> Result<Engine> {
         let Header { gguf, file_len, tokenizer, chat } = header;
         if buf.len() as u64 != file_len {
             return Err(Error::InvalidArgument(format!(
@@ -223,7 +238,7 @@ impl Engine {
                 c.vocab_size
             )));
         }
-        let state = State::new(c, context)?;
+        let state = State::with_kv(c, context, kv_type)?;
         let counts = model.weights.type_counts();
         let info = ModelInfo {
             architecture: c.arch.clone(),
@@ -241,6 +256,8 @@ impl Engine {
             kv_heads: c.n_kv_heads,
             chat_template: chat.is_ok(),
             state_bytes: state.bytes(),
+            kv_type: kv_type.name().to_string(),
+            kv_bytes: state.kv_bytes(),
             threads: state.threads(),
         };
         Ok(Engine {

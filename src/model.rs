@@ -15,6 +15,7 @@ use crate::profile::Profile;
 use crate::project::{project, Out, MAX_OUTS, PARALLEL_TOKENS};
 use crate::tensor::QTensor;
 use crate::{Error, Result};
+use pocketlm_simd::kv::{self, BlockQ8, KvRows, KvType, Q8_BLOCK};
 use pocketlm_simd::{self as k, ops, GgmlType};
 use std::collections::HashSet;
 
@@ -483,6 +484,7 @@ fn alloc_f32(n: usize, what: &str) -> Result<Vec<f32>> {
 /// Activations, scratch and KV cache, sized once from the config and the context length.
 pub struct State {
     pub context: usize,
+    pub kv_type: KvType,
     /// Where `forward`'s parallel loops run (one thread unless [`State::set_pool`] says otherwise).
     pool: Pool,
     x: Vec<f32>,      // (MAX_BATCH, dim) residual stream
@@ -497,15 +499,104 @@ pub struct State {
     rope_cs: Vec<f32>, // (2, MAX_BATCH, n_rot) cos/sin of each position's RoPE angles (global, local base), shared by every head and layer
     act_q: Vec<u8>,   // (MAX_OUTS, MAX_BATCH, activation_row_bytes(max width)) quantized activations
     mm: Vec<f32>,     // (MAX_BATCH, max(q_dim + 2 kv_dim, 2 ffn, dim)) row chunks of parallel products
-    key_cache: Vec<f32>,   // (n_layers, context, kv_dim)
-    value_cache: Vec<f32>, // (n_layers, context, kv_dim)
+    key_cache: KvStore,   // (n_layers, context, kv_dim)
+    value_cache: KvStore, // (n_layers, context, kv_dim)
     pub logits: Vec<f32>,  // (vocab)
     /// Time per stage of `forward`, when profiling (see [`crate::profile`]); the caller calls `start()`.
     pub profile: Option<Profile>,
 }
 
+/// The cache of every layer's keys (or values) in the chosen [`KvType`]: (n_layers, context, kv_dim) values.
+enum KvStore {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+    /// (n_layers, context, kv_dim / 32) blocks.
+    Q8_0(Vec<BlockQ8>),
+}
+
+impl KvStore {
+    fn new(t: KvType, n: usize) -> Result<KvStore> {
+        let oom = |_| Error::OutOfMemory(format!("cannot allocate {} MB for the KV cache", t.bytes(n) >> 20));
+        Ok(match t {
+            KvType::F32 => KvStore::F32(alloc_f32(n, "the KV cache")?),
+            KvType::F16 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n).map_err(oom)?;
+                v.resize(n, 0u16);
+                KvStore::F16(v)
+            }
+            KvType::Q8_0 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n / Q8_BLOCK).map_err(oom)?;
+                v.resize(n / Q8_BLOCK, BlockQ8::default());
+                KvStore::Q8_0(v)
+            }
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KvStore::F32(v) => 4 * v.len(),
+            KvStore::F16(v) => 2 * v.len(),
+            KvStore::Q8_0(v) => std::mem::size_of::<BlockQ8>() * v.len(),
+        }
+    }
+
+    /// Values `r` (whole q8_0 blocks at both ends) for the attention kernels.
+    fn rows(&self, r: std::ops::Range<usize>) -> KvRows<'_> {
+        match self {
+            KvStore::F32(v) => KvRows::F32(&v[r]),
+            KvStore::F16(v) => KvRows::F16(&v[r], 0),
+            KvStore::Q8_0(v) => KvRows::Q8_0(&v[r.start / Q8_BLOCK..r.end / Q8_BLOCK], 0),
+        }
+    }
+
+    fn writer(&mut self) -> KvWriter<'_> {
+        match self {
+            KvStore::F32(v) => KvWriter::F32(Disjoint::new(v)),
+            KvStore::F16(v) => KvWriter::F16(Disjoint::new(v)),
+            KvStore::Q8_0(v) => KvWriter::Q8_0(Disjoint::new(v)),
+        }
+    }
+}
+
+/// Writes rows of a [`KvStore`] from parallel tasks.
+enum KvWriter<'a> {
+    F32(Disjoint<'a, f32>),
+    F16(Disjoint<'a, u16>),
+    Q8_0(Disjoint<'a, BlockQ8>),
+}
+
+impl KvWriter<'_> {
+    /// Stores `x` at values `at..at + x.len()` (whole q8_0 blocks).
+    ///
+    /// # Safety
+    /// No other task reads or writes those values meanwhile.
+    unsafe fn write(&self, at: usize, x: &[f32]) {
+        match self {
+            KvWriter::F32(d) => d.slice(at..at + x.len()).copy_from_slice(x),
+            KvWriter::F16(d) => kv::store_f16(x, d.slice(at..at + x.len())),
+            KvWriter::Q8_0(d) => kv::store_q8_0(x, d.slice(at / Q8_BLOCK..(at + x.len()) / Q8_BLOCK)),
+        }
+    }
+}
+
 impl State {
+    /// A state with an f32 KV cache.
     pub fn new(c: &Config, context: usize) -> Result<State> {
+        State::with_kv(c, context, KvType::F32)
+    }
+
+    /// A state whose KV cache stores `kv_type` values. q8_0 needs a kv_dim and head_dim that are multiples of 32.
+    pub fn with_kv(c: &Config, context: usize, kv_type: KvType) -> Result<State> {
+        if kv_type != KvType::F32 {
+            if c.head_dim > kv::MAX_ROW {
+                return Err(Error::Unsupported(format!("kv type {} with head_dim {} (at most {})", kv_type.name(), c.head_dim, kv::MAX_ROW)));
+            }
+            if kv_type == KvType::Q8_0 && c.head_dim % Q8_BLOCK != 0 {
+                return Err(Error::Unsupported(format!("kv type q8_0 with head_dim {} (not a multiple of 32)", c.head_dim)));
+            }
+        }
         let wide = c.dim.max(c.q_dim()).max(c.ffn_dim);
         let kv = c
             .n_layers
@@ -534,8 +625,9 @@ impl State {
             rope_cs: alloc_f32(2 * MAX_BATCH * c.n_rot, "RoPE angles")?,
             act_q,
             mm: alloc_f32(MAX_BATCH * mm_rows, "activations")?,
-            key_cache: alloc_f32(kv, "the KV cache")?,
-            value_cache: alloc_f32(kv, "the KV cache")?,
+            kv_type,
+            key_cache: KvStore::new(kv_type, kv)?,
+            value_cache: KvStore::new(kv_type, kv)?,
             logits: alloc_f32(c.vocab_size, "logits")?,
             profile: None,
         })
@@ -545,8 +637,14 @@ impl State {
     pub fn bytes(&self) -> usize {
         4 * (self.x.len() + self.xb.len() + self.xb2.len() + self.q.len() + self.k.len() + self.v.len()
             + self.hb.len() + self.hb2.len() + self.att.len() + self.rope_cs.len() + self.mm.len()
-            + self.key_cache.len() + self.value_cache.len() + self.logits.len())
+            + self.logits.len())
             + self.act_q.len()
+            + self.kv_bytes()
+    }
+
+    /// Bytes of the KV cache alone.
+    pub fn kv_bytes(&self) -> usize {
+        self.key_cache.bytes() + self.value_cache.bytes()
     }
 
     /// Run `forward` on `pool`'s threads; the logits are the same bits for every thread count.
@@ -689,7 +787,7 @@ impl Model {
             let ctx = s.context;
             let tables = &s.rope_cs[if sliding { MAX_BATCH * nr } else { 0 }..];
             let (q, k) = (Disjoint::new(&mut s.q), Disjoint::new(&mut s.k));
-            let (kc, vc, v) = (Disjoint::new(&mut s.key_cache), Disjoint::new(&mut s.value_cache), &s.v);
+            let (kc, vc, v) = (s.key_cache.writer(), s.value_cache.writer(), &s.v);
             per_token(team, n, &|t| {
                 let p = pos + t;
                 // SAFETY: token t alone uses its rows of q, k and its cache rows (position p).
@@ -708,8 +806,11 @@ impl Model {
                     ops::rope_with(h, cs, c.rope_neox);
                 }
                 let at = (li * ctx + p) * kvd;
-                unsafe { kc.slice(at..at + kvd) }.copy_from_slice(k);
-                unsafe { vc.slice(at..at + kvd) }.copy_from_slice(&v[t * kvd..(t + 1) * kvd]);
+                // SAFETY: token t alone writes its cache rows (position p).
+                unsafe {
+                    kc.write(at, k);
+                    vc.write(at, &v[t * kvd..(t + 1) * kvd]);
+                }
             });
             mark!(s.profile, Rope);
 
@@ -718,13 +819,13 @@ impl Model {
             // runs it. Decode on several threads: `attend_token`.
             let group = c.n_heads / c.n_kv_heads;
             let ctx = s.context;
-            let layer_k = &s.key_cache[li * ctx * kvd..(li + 1) * ctx * kvd];
-            let layer_v = &s.value_cache[li * ctx * kvd..(li + 1) * ctx * kvd];
+            let layer_k = s.key_cache.rows(li * ctx * kvd..(li + 1) * ctx * kvd);
+            let layer_v = s.value_cache.rows(li * ctx * kvd..(li + 1) * ctx * kvd);
             if n == 1 && team.threads() > 1 {
                 // Decode on several threads: split so that threads do not read the same KV head twice.
                 let start = if sliding && pos + 1 > c.sliding_window { pos + 1 - c.sliding_window } else { 0 };
-                let rows = start * kvd..(pos + 1) * kvd;
-                let (k, v) = (&layer_k[rows.clone()], &layer_v[rows]);
+                let rows = li * ctx * kvd + start * kvd..li * ctx * kvd + (pos + 1) * kvd;
+                let (k, v) = (s.key_cache.rows(rows.clone()), s.value_cache.rows(rows));
                 attend_token(team, c, &s.q[..qd], k, v, ctx, &mut s.att, &mut s.xb[..qd]);
             } else {
                 let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));
@@ -738,10 +839,10 @@ impl Model {
                         let at = start * kvd + (h / group) * hd;
                         // SAFETY: task h alone writes head h's columns of xb.
                         let out = unsafe { xb.slice(t * qd + h * hd..t * qd + (h + 1) * hd) };
-                        ops::attend(
+                        kv::attend(
                             &q[t * qd + h * hd..t * qd + (h + 1) * hd],
-                            &layer_k[at..],
-                            &layer_v[at..],
+                            layer_k.skip(at),
+                            layer_v.skip(at),
                             kvd,
                             c.attn_scale,
                             &mut att_h[..=p - start],
@@ -834,7 +935,7 @@ const MAX_COL_SPLIT: usize = 4;
 /// `keys`/`values`: the cached rows attended to (`kv_dim` values each); `att`: `(n_heads, ctx)` scores;
 /// `out`: `(n_heads, head_dim)`.
 #[allow(clippy::too_many_arguments)]
-fn attend_token(team: &Team, c: &Config, q: &[f32], keys: &[f32], values: &[f32], ctx: usize, att: &mut [f32], out: &mut [f32]) {
+fn attend_token(team: &Team, c: &Config, q: &[f32], keys: KvRows, values: KvRows, ctx: usize, att: &mut [f32], out: &mut [f32]) {
     let (hd, kvd, group) = (c.head_dim, c.kv_dim(), c.n_heads / c.n_kv_heads);
     let len = keys.len() / kvd;
     let threads = team.threads();
@@ -848,7 +949,7 @@ fn attend_token(team: &Team, c: &Config, q: &[f32], keys: &[f32], values: &[f32]
             // SAFETY: task i alone writes positions r0..r1 of every head's scores.
             let s = unsafe { scores.slice(h * ctx + r0..h * ctx + r1) };
             let kh = h / group;
-            ops::attn_scores(&q[h * hd..(h + 1) * hd], &keys[r0 * kvd + kh * hd..], kvd, c.attn_scale, s);
+            kv::attn_scores(&q[h * hd..(h + 1) * hd], keys.skip(r0 * kvd + kh * hd), kvd, c.attn_scale, s);
         }
     });
     // 2. Softmax, one task per head.
@@ -871,7 +972,7 @@ fn attend_token(team: &Team, c: &Config, q: &[f32], keys: &[f32], values: &[f32]
         for h in kh * group..(kh + 1) * group {
             // SAFETY: task (kh, d) alone writes columns d * cols.. of the heads of KV head kh.
             let o = unsafe { out.slice(h * hd + d * cols..h * hd + (d + 1) * cols) };
-            ops::attn_values(&probs[h * ctx..h * ctx + len], &values[kh * hd + d * cols..], kvd, o);
+            kv::attn_values(&probs[h * ctx..h * ctx + len], values.skip(kh * hd + d * cols), kvd, o);
         }
     });
 }

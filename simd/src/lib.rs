@@ -12,6 +12,7 @@ pub use types::GgmlType;
 pub mod blocks;
 pub mod ops;
 pub mod reference;
+pub mod kv;
 
 // The kernels behind the dispatch functions below: SIMD128 on wasm32 built with `+simd128` (relaxed SIMD when also
 // built with `+relaxed-simd`), the scalar reference everywhere else.

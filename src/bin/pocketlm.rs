@@ -2,9 +2,12 @@
 //!
 //! pocketlm generate --model PATH --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
 //!                   [--min-p P] [--repeat-penalty R] [--seed S] [--stop S]... [--ctx N] [--threads N] [--json]
-//!                   [--profile] [--json-schema FILE | --json-object | --regex R | --grammar FILE]
+//!                   [--profile] [--json-schema FILE | --json-object | --regex R | --grammar FILE] [--kv-type T]
 //! pocketlm tokenize --model PATH --text TEXT
-//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json]
+//! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json] [--kv-type T]
+//! pocketlm kv-bench --model PATH [--kv-type T] [--positions 512,2048,8192] [--tokens N] [--threads N]
+//!
+//! --kv-type f32 | f16 | q8_0: how the KV cache stores keys and values (default f32).
 //!
 //! --threads N: threads of the forward pass. Default: all the machine has (`available_parallelism`): any count
 //! gives the same bits (tests/threads_parity.rs), so there is nothing to lose by using them.
@@ -12,7 +15,7 @@
 
 use pocketlm::chat::Message;
 use pocketlm::constraint::ResponseFormat;
-use pocketlm::generate::{Engine, GenerateOptions};
+use pocketlm::generate::{Engine, GenerateOptions, KvType};
 use pocketlm::gguf::Gguf;
 use pocketlm::sampler::SamplerParams;
 use pocketlm::Error;
@@ -24,8 +27,10 @@ const USAGE: &str = "usage:
                     [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]...
                     [--ctx N] [--threads N] [--json] [--profile]
                     [--json-schema FILE | --json-object | --regex PATTERN | --grammar LARK_FILE]
+                    [--kv-type f32|f16|q8_0]
   pocketlm tokenize --model PATH --text TEXT
-  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json]
+  pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json] [--kv-type T]
+  pocketlm kv-bench --model PATH [--kv-type T] [--positions 512,2048,8192] [--tokens N] [--threads N]
   (--threads: default = the machine's available parallelism; the output is the same for every count)
   pocketlm inspect PATH";
 
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         "generate" => generate(rest),
         "tokenize" => tokenize(rest),
         "perplexity" => perplexity(rest),
+        "kv-bench" => kv_bench(rest),
         "inspect" => inspect(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -114,9 +120,16 @@ fn read_model(path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read model '{path}': {e}"))
 }
 
-fn load(path: &str, ctx: usize, threads: usize) -> Result<Engine, String> {
+fn kv_type(a: &Args) -> Result<KvType, String> {
+    match a.get("kv-type") {
+        None => Ok(KvType::F32),
+        Some(s) => KvType::parse(s).ok_or_else(|| format!("--kv-type: '{s}' is not one of f32, f16, q8_0")),
+    }
+}
+
+fn load(path: &str, ctx: usize, threads: usize, kv: KvType) -> Result<Engine, String> {
     let pool = pocketlm::par::Pool::new(threads).map_err(|e| format!("--threads: {e}"))?;
-    let mut engine = Engine::from_bytes(read_model(path)?, ctx).map_err(|e| format!("{path}: {e}"))?;
+    let mut engine = Engine::from_bytes_kv(read_model(path)?, ctx, kv).map_err(|e| format!("{path}: {e}"))?;
     engine.set_pool(pool);
     Ok(engine)
 }
@@ -133,7 +146,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(
         raw,
         &["model", "prompt", "system", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
-          "repeat-last-n", "seed", "stop", "ctx", "threads", "json-schema", "regex", "grammar"],
+          "repeat-last-n", "seed", "stop", "ctx", "threads", "json-schema", "regex", "grammar", "kv-type"],
         &["chat", "json", "profile", "json-object"],
     )?;
     let d = SamplerParams::default();
@@ -153,7 +166,7 @@ fn generate(raw: &[String]) -> Result<(), String> {
         profile: a.has("profile"),
         response_format: response_format(&a)?,
     };
-    let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?, threads(&a)?)?;
+    let mut engine = load(a.req("model")?, a.num("ctx", 0usize)?, threads(&a)?, kv_type(&a)?)?;
     let prompt = a.req("prompt")?;
     let text = if a.has("chat") {
         let mut messages = Vec::new();
@@ -248,11 +261,11 @@ fn tokenize(raw: &[String]) -> Result<(), String> {
 }
 
 fn perplexity(raw: &[String]) -> Result<(), String> {
-    let a = Args::parse(raw, &["model", "file", "ctx", "chunks", "threads"], &["json"])?;
+    let a = Args::parse(raw, &["model", "file", "ctx", "chunks", "threads", "kv-type"], &["json"])?;
     let window = a.num("ctx", 512usize)?;
     let file = a.req("file")?;
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
-    let mut engine = load(a.req("model")?, window, threads(&a)?)?;
+    let mut engine = load(a.req("model")?, window, threads(&a)?, kv_type(&a)?)?;
     let mut ids = engine.tokenizer.encode(&text, true, false).map_err(err)?;
     // --chunks N: score only the first N windows (as llama-perplexity's --chunks).
     if let Some(chunks) = a.get("chunks") {
@@ -270,10 +283,44 @@ fn perplexity(raw: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Decode speed at chosen positions: one token at a time at positions P, P+1, ... with a KV cache of P positions
+/// before it. The cache's contents do not change the work attention does, so it is not filled by a prefill (8k tokens
+/// of prefill would take minutes); the figure is the forward pass alone (no sampling), tokens per second.
+fn kv_bench(raw: &[String]) -> Result<(), String> {
+    let a = Args::parse(raw, &["model", "kv-type", "positions", "tokens", "threads"], &[])?;
+    let kv = kv_type(&a)?;
+    let positions: Vec<usize> = a
+        .get("positions")
+        .unwrap_or("512,2048,8192")
+        .split(',')
+        .map(|p| p.trim().parse().map_err(|_| format!("--positions: '{p}' is not a number")))
+        .collect::<Result<_, _>>()?;
+    let tokens = a.num("tokens", 16usize)?;
+    let path = a.req("model")?;
+    let buf = read_model(path)?;
+    let g = Gguf::parse(&buf).map_err(err)?;
+    let model = pocketlm::model::Model::from_gguf(&g, &buf).map_err(err)?;
+    let ctx = positions.iter().max().copied().unwrap_or(0) + tokens;
+    let mut state = pocketlm::model::State::with_kv(&model.config, ctx, kv).map_err(err)?;
+    state.set_pool(pocketlm::par::Pool::new(threads(&a)?).map_err(|e| format!("--threads: {e}"))?);
+    println!("kv {} context {ctx}: KV cache {:.1} MB, state {:.1} MB", kv.name(), state.kv_bytes() as f64 / 1048576.0, state.bytes() as f64 / 1048576.0);
+    for &p in &positions {
+        // One warm-up token, then the timed ones.
+        model.forward(&buf, &mut state, &[1], p, pocketlm::model::Logits::Last).map_err(err)?;
+        let t0 = std::time::Instant::now();
+        for i in 0..tokens {
+            model.forward(&buf, &mut state, &[1], p + 1 + i, pocketlm::model::Logits::Last).map_err(err)?;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!("position {p}: {:.1} tok/s", (tokens as f64) / secs);
+    }
+    Ok(())
+}
+
 fn inspect(raw: &[String]) -> Result<(), String> {
     let a = Args::parse(raw, &[], &[])?;
     let [path] = a.positional.as_slice() else { return Err(format!("inspect takes one model path\n{USAGE}")) };
-    let engine = load(path, 0, 1)?;
+    let engine = load(path, 0, 1, KvType::F32)?;
     let i = &engine.info;
     let c = &engine.model.config;
     println!("file:          {path} ({} bytes, GGUF v{})", i.file_bytes, engine.gguf.version);
