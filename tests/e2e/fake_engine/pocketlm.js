@@ -102,7 +102,19 @@ export class Engine {
     this.tag = prompt.split(/\s+/)[0];
     this.maxTokens = opts.maxTokens ?? 16;
     this.promptTokens = n;
+    this.prefilled = 0;
     this.active = true;
+  }
+
+  /** Prefills up to `maxTokens` more prompt tokens; true when the whole prompt is in. */
+  prefill(maxTokens) {
+    this.prefilled = Math.min(this.promptTokens, this.prefilled + maxTokens);
+    return this.prefilled >= this.promptTokens;
+  }
+
+  /** `[done, total, promptTokens]`, as the real engine's (this one never reuses a cached prefix). */
+  prefillProgress() {
+    return this.active ? [this.prefilled, this.promptTokens, this.promptTokens] : [0, 0, 0];
   }
 
   next() {
