@@ -4,8 +4,9 @@
 //! `token_type`, `merges`, the special token ids and the `add_*` flags. The behaviour mirrors llama.cpp's vocab
 //! (its test vectors in `ggml-vocab-*.gguf.inp/.out` are the reference, see tests/tokenizer_vectors.rs):
 //!
-//! * `model = "gpt2"`: byte-level BPE. Built with the `tokenizers` crate: a `BPE` model from `tokens` + `merges`,
-//!   pre-tokenized by a sequence of regex `Split`s chosen from `tokenizer.ggml.pre` and a `ByteLevel` step.
+//! * `model = "gpt2"`: byte-level BPE. Pre-tokenized with the `tokenizers` crate (a sequence of regex `Split`s
+//!   chosen from `tokenizer.ggml.pre` and a `ByteLevel` step), then the file's `merges` in that crate's order
+//!   (`bpe.rs`, over a compact merge table instead of the crate's `BPE` model and its string maps).
 //! * `model = "llama"`: SentencePiece-style BPE driven by token scores (spaces become U+2581 "▁", an optional
 //!   space is prepended, characters no token covers fall back to `<0xNN>` byte tokens). The `tokenizers` crate has
 //!   no model for this (its `BPE` needs the merge list these files do not carry, and deriving one orders equal-score
@@ -25,8 +26,9 @@ mod spm;
 
 pub use decoder::IncrementalDecoder;
 pub use spec::TokenizerSpec;
+use spec::SpecRef;
 
-use bpe::{build_bpe, byte_level_decode};
+use bpe::{byte_level_decode, ByteBpe};
 use index::TextIndex;
 use pretokenize::pre_tokenizer;
 use special::{Fragment, EOG_TEXTS, EOT_TEXTS, FIM_EOG_TEXTS};
@@ -56,8 +58,8 @@ enum Model {
         /// Ids of the `<0xNN>` tokens (or single-byte tokens), indexed by byte; `None` = not in the vocabulary.
         byte_tokens: Box<[Option<u32>; 256]>,
     },
-    /// Byte-level BPE run by the `tokenizers` crate (pre-tokenizer + `BPE` model, no added tokens).
-    Bpe(Box<tokenizers::Tokenizer>),
+    /// Byte-level BPE: the `tokenizers` crate's pre-tokenizer, then the file's merges.
+    Bpe(ByteBpe),
 }
 
 /// A tokenizer built from a GGUF vocabulary. Cheap to share by reference; all methods take `&self`.
@@ -113,12 +115,16 @@ impl std::fmt::Debug for Tokenizer {
 impl Tokenizer {
     /// Builds the tokenizer of a GGUF file from its own vocabulary (see [`TokenizerSpec::from_gguf`]).
     pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
-        Tokenizer::from_spec(&TokenizerSpec::from_gguf(g)?)
+        Tokenizer::build(&SpecRef::from_gguf(g)?)
     }
 
     /// Builds a tokenizer from plain metadata. Distrusts it: counts, ids and merge strings are checked, and a
     /// problem is an `Error::Format` / `Error::Tokenizer` / `Error::Unsupported` naming it, never a panic.
     pub fn from_spec(spec: &TokenizerSpec) -> Result<Tokenizer> {
+        Tokenizer::build(&spec.borrow())
+    }
+
+    fn build(spec: &SpecRef<'_>) -> Result<Tokenizer> {
         let n = spec.tokens.len();
         if n == 0 {
             return Err(Error::Format("tokenizer.ggml.tokens is empty".into()));
@@ -132,7 +138,7 @@ impl Tokenizer {
                 spec.token_types.len()
             )));
         }
-        let is_spm = match spec.model.as_str() {
+        let is_spm = match spec.model {
             "llama" => true,
             "gpt2" => false,
             other => return Err(Error::Unsupported(format!("tokenizer model '{other}' (supported: llama, gpt2)"))),
@@ -146,7 +152,7 @@ impl Tokenizer {
         let pre = if is_spm {
             None
         } else {
-            let name = spec.pre.as_deref().unwrap_or("default");
+            let name = spec.pre.unwrap_or("default");
             Some(pre_tokenizer(name).ok_or_else(|| {
                 Error::Unsupported(format!("pre-tokenizer '{name}' (tokenizer.ggml.pre) is not implemented"))
             })?)
@@ -276,7 +282,7 @@ impl Tokenizer {
         }
         // Phi-3: HF marks its added tokens rstrip=True; llama.cpp mirrors that by model name.
         let mut special_rstrip = Vec::new();
-        let lname = spec.name.as_deref().unwrap_or("").to_lowercase();
+        let lname = spec.name.unwrap_or("").to_lowercase();
         if lname.contains("phi-3") || lname.contains("phi3") {
             special_rstrip = special_sorted
                 .iter()
@@ -287,7 +293,7 @@ impl Tokenizer {
         }
 
         let model = match &pre {
-            Some(pre) => Model::Bpe(Box::new(build_bpe(spec, pre, &find)?)),
+            Some(pre) => Model::Bpe(ByteBpe::new(&spec.merges, pre, &find)?),
             None => {
                 let mut byte_tokens: Box<[Option<u32>; 256]> = Box::new([None; 256]);
                 for (b, slot) in byte_tokens.iter_mut().enumerate() {
@@ -424,14 +430,12 @@ impl Tokenizer {
                     }
                 }
             }
-            Model::Bpe(tk) => {
+            Model::Bpe(bpe) => {
+                let find = |s: &str| self.token_id(s);
                 for f in fragments {
                     match f {
                         Fragment::Token(id) => out.push(id),
-                        Fragment::Text(t) => {
-                            let enc = tk.encode_fast(t, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-                            out.extend_from_slice(enc.get_ids());
-                        }
+                        Fragment::Text(t) => bpe.encode(t, &find, &mut out)?,
                     }
                 }
             }
