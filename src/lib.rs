@@ -9,6 +9,7 @@ pub mod constraint;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod kv_cache;
 pub mod model;
 pub mod par;
 pub mod profile;
