@@ -15,6 +15,7 @@ pub mod par;
 pub mod profile;
 mod project;
 pub mod sampler;
+pub mod session;
 pub mod tensor;
 pub mod tokenizer;
 pub mod tools;
