@@ -247,6 +247,11 @@ function wantsPrefill(options) {
   return cb !== undefined;
 }
 
+/** A session's generate input: its conversation (checked), or raw text (the Prompt API's sessions). */
+function sessionInput(input, options) {
+  return input.messages ? { ...input, messages: chatMessages(input.messages), ...overflowArg(options) } : input;
+}
+
 const CONSTRUCT = Symbol('PocketLM.load');
 
 export class PocketLM {
@@ -313,10 +318,8 @@ export class PocketLM {
     attachOpenAI(this); // lm.chat.completions.create (OpenAI's shape; lm.chat(...) still works) and lm.fetch
     this.#port = {
       request: (verb, args, opts) => this.#conn.request(verb, args, opts),
-      collect: (input, options) => this.#collect({ ...input, messages: chatMessages(input.messages),
-        ...overflowArg(options) }, options),
-      stream: (input, options) => this.#stream({ ...input, messages: chatMessages(input.messages),
-        ...overflowArg(options) }, options),
+      collect: (input, options) => this.#collect(sessionInput(input, options), options),
+      stream: (input, options) => this.#stream(sessionInput(input, options), options),
       lastStats: () => this.#lastStats,
       newId: () => this.#nextSession++,
     };

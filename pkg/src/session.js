@@ -16,6 +16,10 @@ const META_VERSION = 1;
 
 const CONSTRUCT = Symbol('Session');
 
+/** Raw text in a session, for the Prompt API polyfill (which renders its own conversation):
+ * `session[RAW](prompt, options, stream)` -> Promise<string> or, with stream, a TextStream. Not public API. */
+export const RAW = Symbol('Session.raw');
+
 function checkMessages(list) {
   if (!Array.isArray(list) || !list.every((m) => m && typeof m.role === 'string' && typeof m.content === 'string')) {
     throw new PocketLMError('invalid-argument', 'a turn is a string or an array of {role, content} strings');
@@ -136,6 +140,12 @@ export class Session {
       return: () => inner.return(),
       [Symbol.asyncIterator]() { return this; },
     };
+  }
+
+  [RAW](prompt, options, stream) {
+    if (this.#destroyed) throw new PocketLMError('invalid-argument', 'this session was destroyed');
+    const input = { prompt: String(prompt), session: this.#id };
+    return stream ? this.#port.stream(input, options) : this.#port.collect(input, options);
   }
 
   /** A copy of this session (its conversation and KV cache); the two then go separate ways. */
