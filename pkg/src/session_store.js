@@ -3,6 +3,7 @@
 // A separate database from the weights' ('pocketlm-weights'), so neither's schema version depends on the other.
 
 import { PocketLMError } from './errors.js';
+import { storageError as weightStorageError } from './weight_store.js';
 
 const DB_NAME = 'pocketlm-sessions';
 const STORE = 'sessions';
@@ -28,15 +29,7 @@ function openDb() {
   return dbPromise;
 }
 
-function storageError(e, what) {
-  if (e instanceof PocketLMError) return e;
-  const err = /** @type {any} */ (e);
-  if (err?.name === 'QuotaExceededError') {
-    return new PocketLMError('quota', `the browser refused to store the session while trying to ${what} (quota `
-      + 'exceeded); free space with ModelCache.deleteSession() or ModelCache.delete()', { cause: e });
-  }
-  return new PocketLMError('storage', `IndexedDB failed to ${what}: ${err?.message ?? err}`, { cause: e });
-}
+const storageError = (e, what) => weightStorageError(e, what, 'ModelCache.deleteSession() or ModelCache.delete()');
 
 /** Runs `fn` on the store in one transaction; resolves with fn's request result once the transaction commits. */
 async function withStore(mode, what, fn) {
