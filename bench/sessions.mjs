@@ -45,7 +45,7 @@ async function main() {
       const s = lm.session({ system: sys });
       for (const q of history) await s.chat(q, { temperature: 0, maxTokens: 48 });
       window.saved = await s.save();
-      window.history = s.messages;
+      window.conversation = s.messages;
       await s.destroy();
       return { threads: lm.info.threads, backend: lm.info.backend, bytes: window.saved.length };
     }, [`${server.origin}/models/${o.model}`, o.threads, SYSTEM, HISTORY]);
@@ -62,7 +62,7 @@ async function main() {
         await restored.destroy();
         t0 = performance.now();
         const fresh = lm.session();
-        const freshText = await fresh.chat([...window.history, { role: 'user', content: next }], opts);
+        const freshText = await fresh.chat([...window.conversation, { role: 'user', content: next }], opts);
         const freshMs = performance.now() - t0;
         const freshStats = fresh.lastStats;
         await fresh.destroy();
