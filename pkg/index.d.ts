@@ -298,7 +298,7 @@ export declare class ModelCache {
 export type PocketLMErrorCode =
   | 'network' | 'http' | 'quota' | 'storage' | 'integrity' | 'format' | 'unsupported' | 'context-overflow'
   | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' | 'worker' | 'unloaded' | 'internal'
-  | 'length';
+  | 'length' | 'session-mismatch' | 'not-found';
 
 /** Every error the package reports. Aborts have name 'AbortError' and code 'aborted'. */
 export declare class PocketLMError extends Error {
