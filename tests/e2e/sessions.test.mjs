@@ -108,6 +108,23 @@ engineSuite('sessions (SmolLM2-135M-Instruct Q4_1)', () => {
       assert.equal(after.missing?.code, 'not-found');
     });
 
+    it('persist over the storage quota rejects with code quota and stores nothing', async () => {
+      const out = await env.page.evaluate(async () => {
+        const store = await import('/pkg/dist/session_store.js');
+        let err = null;
+        try {
+          await store.putSession('too-big', new Uint8Array(1000), { quota: 1500, usage: 1000 });
+        } catch (e) { err = window.plainError(e); }
+        return { err, stored: (await window.pocketlm.ModelCache.sessions()).map((e) => e.key),
+          deleted: await window.pocketlm.ModelCache.deleteSession('e2e-session'),
+          after: (await window.pocketlm.ModelCache.sessions()).map((e) => e.key) };
+      });
+      assert.equal(out.err?.code, 'quota');
+      assert.ok(!out.stored.includes('too-big'));
+      assert.equal(out.deleted, true);
+      assert.ok(!out.after.includes('e2e-session'));
+    });
+
     it('a damaged blob and another model\'s session are refused with codes, changing nothing', async () => {
       const gemmaUrl = env.modelUrl.replace(/[^/]+$/, 'gemma-3-270m-q4_k_m.gguf');
       const out = await env.page.evaluate(async ([opts, gemma]) => {
