@@ -35,6 +35,9 @@ export interface LoadOptions {
    * from the cache. Default false.
    */
   cache?: boolean | string;
+  /** Bytes all sessions' KV caches may take together before idle sessions are evicted, least recently used first
+   * (default 512 MiB). An evicted session re-prefills its conversation on its next turn. */
+  sessionMemory?: number;
 }
 
 export interface ModelInfo {
@@ -214,6 +217,38 @@ export declare class PocketLM {
   detokenize(ids: ArrayLike<number>): Promise<string>;
   /** Terminates the worker and frees the model; later calls reject with code 'unloaded'. */
   unload(): Promise<void>;
+  /** A conversation with its own KV cache: each turn prefills only what the cache does not hold. */
+  session(options?: { system?: string }): Session;
+  /** Continues a saved session (this model file, same kvType) without prefilling its history again. Rejects with
+   * 'format' (damaged bytes) or 'session-mismatch' (another model), changing nothing. */
+  restoreSession(bytes: Uint8Array): Promise<Session>;
+  /** The session `session.persist(key)` stored; rejects with 'not-found' when there is none. */
+  loadSession(key: string): Promise<Session>;
+  /** The engine's sessions (engine ids; 0 is the default session that lm.chat/complete use). */
+  sessionInfo(): Promise<{ id: number; tokens: number; kvBytes: number; evicted: boolean; current: boolean }[]>;
+}
+
+/** One conversation in the engine (lm.session()); calls run in order with the model's other calls. */
+export declare class Session {
+  private constructor();
+  /** Same as lm.restoreSession(bytes). */
+  static restore(lm: PocketLM, bytes: Uint8Array): Promise<Session>;
+  /** The conversation so far (a copy): the system message, then the turns. */
+  readonly messages: ChatMessage[];
+  /** This session's last turn's statistics (prefilledTokens: what its cache did not hold), or null. */
+  readonly lastStats: GenerationStats | null;
+  /** Adds `input` (the user's text, or messages) and the reply to the conversation; resolves to the reply. */
+  chat(input: string | ChatMessage[], options?: GenerateOptions & { contextOverflow?: 'error' | 'drop-oldest' }): Promise<string>;
+  /** `chat` as text pieces; the reply joins the conversation when the stream ends unaborted. */
+  chatStream(input: string | ChatMessage[], options?: GenerateOptions): AsyncIterableIterator<string>;
+  /** A copy (conversation and KV cache); the two then go separate ways. */
+  clone(): Session;
+  /** The session as bytes: header (format version, model hash, KV type and shape), tokens, KV rows, CRC-32. */
+  save(): Promise<Uint8Array>;
+  /** save() into IndexedDB under `key` (replacing it); 'quota' when storage cannot take it. */
+  persist(key: string): Promise<void>;
+  /** Frees the session's KV cache; later calls reject with 'invalid-argument'. */
+  destroy(): Promise<void>;
 }
 
 export interface CacheEntry {
@@ -242,6 +277,10 @@ export interface CacheUsage {
 }
 
 export declare class ModelCache {
+  /** Sessions stored with session.persist(key). */
+  static sessions(): Promise<{ key: string; size: number; savedAt: number }[]>;
+  /** Deletes a stored session; whether it was there. */
+  static deleteSession(key: string): Promise<boolean>;
   static list(): Promise<CacheEntry[]>;
   /** Resolves true if there was an entry (complete or partial) for the URL. */
   static delete(url: string | URL): Promise<boolean>;
@@ -259,7 +298,7 @@ export declare class ModelCache {
 export type PocketLMErrorCode =
   | 'network' | 'http' | 'quota' | 'storage' | 'integrity' | 'format' | 'unsupported' | 'context-overflow'
   | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' | 'worker' | 'unloaded' | 'internal'
-  | 'length';
+  | 'length' | 'session-mismatch' | 'not-found';
 
 /** Every error the package reports. Aborts have name 'AbortError' and code 'aborted'. */
 export declare class PocketLMError extends Error {

@@ -17,3 +17,5 @@ node bench/run.mjs "$@"
 node bench/structured.mjs
 # Follow-up chat turns: 3rd-turn time to first token, KV prefix reuse vs full prefill (bench/turns.mjs).
 node bench/turns.mjs
+# Restored sessions: next-turn time to first token, restoreSession vs re-prefill of the history (bench/sessions.mjs).
+node bench/sessions.mjs

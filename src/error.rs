@@ -31,6 +31,12 @@ pub enum Error {
     Tokenizer(String),
     #[error("chat template: {0}")]
     Template(String),
+    /// Saved session bytes that are damaged or not a session (bad magic, version, checksum or sizes).
+    #[error("invalid session data: {0}")]
+    SessionFormat(String),
+    /// A well-formed saved session from another model file or engine setup (KV type, context).
+    #[error("the session does not fit this model: {0}")]
+    SessionMismatch(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("out of memory: {0}")]
@@ -47,7 +53,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Format(_) | Error::MissingKey(_) | Error::WrongType { .. } | Error::MissingTensor(_)
-            | Error::BadShape { .. } => "format",
+            | Error::BadShape { .. } | Error::SessionFormat(_) => "format",
+            Error::SessionMismatch(_) => "session-mismatch",
             Error::Unsupported(_) | Error::UnsupportedTensorType { .. } | Error::UnknownTensor { .. } => "unsupported",
             Error::ContextOverflow { .. } => "context-overflow",
             Error::Tokenizer(_) => "tokenizer",

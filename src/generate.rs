@@ -11,6 +11,7 @@ use crate::gguf::Gguf;
 use crate::model::{Logits, Model, State};
 pub use pocketlm_simd::kv::KvType;
 use crate::sampler::{Sampler, SamplerParams};
+use crate::session::Sessions;
 use crate::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::tools::{Tool, ToolChoice, ToolMessage};
 use crate::{Error, Result};
@@ -177,7 +178,7 @@ impl Header {
 }
 
 pub struct Engine {
-    buf: Vec<u8>,
+    pub(crate) buf: Vec<u8>,
     pub gguf: Gguf,
     pub model: Model,
     /// Shared with the grammar machinery (constrained decoding tokenizes forced text with it).
@@ -185,9 +186,12 @@ pub struct Engine {
     /// Built on the first constrained generation.
     grammars: Option<Grammars>,
     chat: std::result::Result<ChatTemplate, String>,
-    state: State,
-    /// Tokens whose keys/values are in the cache, at positions 0..len.
-    cached: Vec<u32>,
+    /// Scratch, and the current session's KV cache.
+    pub(crate) state: State,
+    /// The current session's tokens whose keys/values are in the cache, at positions 0..len.
+    pub(crate) cached: Vec<u32>,
+    /// The other sessions, and the KV memory budget ([`crate::session`]).
+    pub(crate) sessions: Sessions,
     gen: Option<Generation>,
     /// A generation started but not yet fully prefilled.
     pending: Option<Pending>,
@@ -269,6 +273,7 @@ impl Engine {
             chat,
             state,
             cached: Vec::new(),
+            sessions: Sessions::default(),
             gen: None,
             pending: None,
             stats: Stats::default(),
@@ -321,7 +326,6 @@ impl Engine {
         self.tokenizer.encode(text, true, true)
     }
 
-    /// Forget the KV cache and any generation in progress.
     /// Run the model on `pool`'s threads from now on (the output is the same for every thread count).
     pub fn set_pool(&mut self, pool: crate::par::Pool) {
         self.state.set_pool(pool);
@@ -340,10 +344,22 @@ impl Engine {
         Ok((self.grammars.as_ref().expect("built above"), built))
     }
 
+    /// Forget the current session's KV cache and any generation in progress.
     pub fn reset(&mut self) {
         self.cached.clear();
+        self.end_generation();
+    }
+
+    /// Drop the generation in progress, if any (its tokens stay cached).
+    pub(crate) fn end_generation(&mut self) {
         self.gen = None;
         self.pending = None;
+        self.state.profile = None;
+    }
+
+    /// The logits the last forward pass left: after a prefill, the next token's distribution before sampling.
+    pub fn logits(&self) -> &[f32] {
+        &self.state.logits
     }
 
     /// Start generating after `prompt`: prefill what the KV cache does not already hold, leaving the logits of the
@@ -388,6 +404,7 @@ impl Engine {
             None => Vec::new(),
         };
         forced.truncate(opts.max_tokens);
+        self.session_starts(prompt.len(), opts.max_tokens);
         // Reuse the cached prefix (multi-turn chat re-sends the conversation); the last prompt token is always
         // recomputed because its logits are needed.
         let mut keep = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();

@@ -2,7 +2,8 @@
 //!
 //! One config-driven decoder covers the llama family (llama, and the knobs qwen2/qwen3/gemma3/phi3 need: QKV bias,
 //! QK-norm, post-norms, GELU, embedding scale, NEOX RoPE, RoPE frequency factors, sliding-window layers, fused
-//! QKV and gate/up matrices). All buffers are allocated once in [`State`]; `forward` allocates nothing.
+//! QKV and gate/up matrices). All scratch buffers are allocated once in [`State`]; `forward` allocates nothing but
+//! the KV cache's growth to positions it has not held yet ([`KvCache::reserve`]).
 //!
 //! Every tensor of the file must be read by the loader ([`TensorReader`]): a tensor it does not know (Llama 3's
 //! `rope_freqs` before it was read, a bias, an extra norm) changes the model, and running without it would give
@@ -15,7 +16,8 @@ use crate::profile::Profile;
 use crate::project::{project, Out, MAX_OUTS, PARALLEL_TOKENS};
 use crate::tensor::QTensor;
 use crate::{Error, Result};
-use pocketlm_simd::kv::{self, BlockQ8, KvRows, KvType, Q8_BLOCK};
+use crate::kv_cache::KvCache;
+use pocketlm_simd::kv::{self, KvRows, KvType};
 use pocketlm_simd::{self as k, ops, GgmlType};
 use std::collections::HashSet;
 
@@ -481,7 +483,8 @@ fn alloc_f32(n: usize, what: &str) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// Activations, scratch and KV cache, sized once from the config and the context length.
+/// Activations and scratch, sized once from the config and the context length, and the KV cache of the
+/// conversation being run.
 pub struct State {
     pub context: usize,
     pub kv_type: KvType,
@@ -499,86 +502,12 @@ pub struct State {
     rope_cs: Vec<f32>, // (2, MAX_BATCH, n_rot) cos/sin of each position's RoPE angles (global, local base), shared by every head and layer
     act_q: Vec<u8>,   // (MAX_OUTS, MAX_BATCH, activation_row_bytes(max width)) quantized activations
     mm: Vec<f32>,     // (MAX_BATCH, max(q_dim + 2 kv_dim, 2 ffn, dim)) row chunks of parallel products
-    key_cache: KvStore,   // (n_layers, context, kv_dim)
-    value_cache: KvStore, // (n_layers, context, kv_dim)
+    /// The current conversation's keys and values, grown as positions are used ([`KvCache`]); the engine swaps
+    /// sessions' caches in and out of here, the scratch above is shared by all of them.
+    pub kv: KvCache,
     pub logits: Vec<f32>,  // (vocab)
     /// Time per stage of `forward`, when profiling (see [`crate::profile`]); the caller calls `start()`.
     pub profile: Option<Profile>,
-}
-
-/// The cache of every layer's keys (or values) in the chosen [`KvType`]: (n_layers, context, kv_dim) values.
-enum KvStore {
-    F32(Vec<f32>),
-    F16(Vec<u16>),
-    /// (n_layers, context, kv_dim / 32) blocks.
-    Q8_0(Vec<BlockQ8>),
-}
-
-impl KvStore {
-    fn new(t: KvType, n: usize) -> Result<KvStore> {
-        let oom = |_| Error::OutOfMemory(format!("cannot allocate {} MB for the KV cache", t.bytes(n) >> 20));
-        Ok(match t {
-            KvType::F32 => KvStore::F32(alloc_f32(n, "the KV cache")?),
-            KvType::F16 => {
-                let mut v = Vec::new();
-                v.try_reserve_exact(n).map_err(oom)?;
-                v.resize(n, 0u16);
-                KvStore::F16(v)
-            }
-            KvType::Q8_0 => {
-                let mut v = Vec::new();
-                v.try_reserve_exact(n / Q8_BLOCK).map_err(oom)?;
-                v.resize(n / Q8_BLOCK, BlockQ8::default());
-                KvStore::Q8_0(v)
-            }
-        })
-    }
-
-    fn bytes(&self) -> usize {
-        match self {
-            KvStore::F32(v) => 4 * v.len(),
-            KvStore::F16(v) => 2 * v.len(),
-            KvStore::Q8_0(v) => std::mem::size_of::<BlockQ8>() * v.len(),
-        }
-    }
-
-    /// Values `r` (whole q8_0 blocks at both ends) for the attention kernels.
-    fn rows(&self, r: std::ops::Range<usize>) -> KvRows<'_> {
-        match self {
-            KvStore::F32(v) => KvRows::F32(&v[r]),
-            KvStore::F16(v) => KvRows::F16(&v[r], 0),
-            KvStore::Q8_0(v) => KvRows::Q8_0(&v[r.start / Q8_BLOCK..r.end / Q8_BLOCK], 0),
-        }
-    }
-
-    fn writer(&mut self) -> KvWriter<'_> {
-        match self {
-            KvStore::F32(v) => KvWriter::F32(Disjoint::new(v)),
-            KvStore::F16(v) => KvWriter::F16(Disjoint::new(v)),
-            KvStore::Q8_0(v) => KvWriter::Q8_0(Disjoint::new(v)),
-        }
-    }
-}
-
-/// Writes rows of a [`KvStore`] from parallel tasks.
-enum KvWriter<'a> {
-    F32(Disjoint<'a, f32>),
-    F16(Disjoint<'a, u16>),
-    Q8_0(Disjoint<'a, BlockQ8>),
-}
-
-impl KvWriter<'_> {
-    /// Stores `x` at values `at..at + x.len()` (whole q8_0 blocks).
-    ///
-    /// # Safety
-    /// No other task reads or writes those values meanwhile.
-    unsafe fn write(&self, at: usize, x: &[f32]) {
-        match self {
-            KvWriter::F32(d) => d.slice(at..at + x.len()).copy_from_slice(x),
-            KvWriter::F16(d) => kv::store_f16(x, d.slice(at..at + x.len())),
-            KvWriter::Q8_0(d) => kv::store_q8_0(x, d.slice(at / Q8_BLOCK..(at + x.len()) / Q8_BLOCK)),
-        }
-    }
 }
 
 impl State {
@@ -589,20 +518,13 @@ impl State {
 
     /// A state whose KV cache stores `kv_type` values. q8_0 needs a kv_dim and head_dim that are multiples of 32.
     pub fn with_kv(c: &Config, context: usize, kv_type: KvType) -> Result<State> {
-        if kv_type != KvType::F32 {
-            if c.head_dim > kv::MAX_ROW {
-                return Err(Error::Unsupported(format!("kv type {} with head_dim {} (at most {})", kv_type.name(), c.head_dim, kv::MAX_ROW)));
-            }
-            if kv_type == KvType::Q8_0 && c.head_dim % Q8_BLOCK != 0 {
-                return Err(Error::Unsupported(format!("kv type q8_0 with head_dim {} (not a multiple of 32)", c.head_dim)));
-            }
-        }
-        let wide = c.dim.max(c.q_dim()).max(c.ffn_dim);
-        let kv = c
-            .n_layers
+        let kv = KvCache::new(c, kv_type)?;
+        // The whole context must be addressable, even though the cache grows to it only as positions are used.
+        c.n_layers
             .checked_mul(context)
             .and_then(|n| n.checked_mul(c.kv_dim()))
             .ok_or_else(|| Error::OutOfMemory("KV cache size overflows".into()))?;
+        let wide = c.dim.max(c.q_dim()).max(c.ffn_dim);
         // f32 activations are the widest encoding; one set per distinct activation type of a fused product.
         let act_bytes = MAX_OUTS * MAX_BATCH * wide * 4;
         let mm_rows = (c.q_dim() + 2 * c.kv_dim()).max(2 * c.ffn_dim).max(c.dim);
@@ -626,14 +548,13 @@ impl State {
             act_q,
             mm: alloc_f32(MAX_BATCH * mm_rows, "activations")?,
             kv_type,
-            key_cache: KvStore::new(kv_type, kv)?,
-            value_cache: KvStore::new(kv_type, kv)?,
+            kv,
             logits: alloc_f32(c.vocab_size, "logits")?,
             profile: None,
         })
     }
 
-    /// Bytes held by this state (KV cache and scratch).
+    /// Bytes held by this state: scratch, and the KV cache of a full context.
     pub fn bytes(&self) -> usize {
         4 * (self.x.len() + self.xb.len() + self.xb2.len() + self.q.len() + self.k.len() + self.v.len()
             + self.hb.len() + self.hb2.len() + self.att.len() + self.rope_cs.len() + self.mm.len()
@@ -642,9 +563,10 @@ impl State {
             + self.kv_bytes()
     }
 
-    /// Bytes of the KV cache alone.
+    /// Bytes of a KV cache that holds the whole context (what one conversation can grow to; `kv.bytes()` is what
+    /// the current one holds now).
     pub fn kv_bytes(&self) -> usize {
-        self.key_cache.bytes() + self.value_cache.bytes()
+        self.kv.bytes_for(self.context)
     }
 
     /// Run `forward` on `pool`'s threads; the logits are the same bits for every thread count.
@@ -700,6 +622,8 @@ impl Model {
         if pos + tokens.len() > s.context {
             return Err(Error::ContextOverflow { needed: pos + tokens.len(), context: s.context });
         }
+        // The one allocation of a forward pass: the cache grows (by pages) to positions it has not held yet.
+        s.kv.reserve(pos + tokens.len())?;
         let c = &self.config;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
             return Err(Error::InvalidArgument(format!("token id {bad} outside the vocabulary of {}", c.vocab_size)));
@@ -784,10 +708,10 @@ impl Model {
             mark!(s.profile, Qkv);
 
             let sliding = c.is_sliding(li);
-            let ctx = s.context;
+            let cap = s.kv.capacity();
             let tables = &s.rope_cs[if sliding { MAX_BATCH * nr } else { 0 }..];
             let (q, k) = (Disjoint::new(&mut s.q), Disjoint::new(&mut s.k));
-            let (kc, vc, v) = (s.key_cache.writer(), s.value_cache.writer(), &s.v);
+            let (kc, vc, v) = (s.kv.key.writer(), s.kv.value.writer(), &s.v);
             per_token(team, n, &|t| {
                 let p = pos + t;
                 // SAFETY: token t alone uses its rows of q, k and its cache rows (position p).
@@ -805,7 +729,7 @@ impl Model {
                     }
                     ops::rope_with(h, cs, c.rope_neox);
                 }
-                let at = (li * ctx + p) * kvd;
+                let at = (li * cap + p) * kvd;
                 // SAFETY: token t alone writes its cache rows (position p).
                 unsafe {
                     kc.write(at, k);
@@ -819,13 +743,13 @@ impl Model {
             // runs it. Decode on several threads: `attend_token`.
             let group = c.n_heads / c.n_kv_heads;
             let ctx = s.context;
-            let layer_k = s.key_cache.rows(li * ctx * kvd..(li + 1) * ctx * kvd);
-            let layer_v = s.value_cache.rows(li * ctx * kvd..(li + 1) * ctx * kvd);
+            let layer = li * cap * kvd..(li + 1) * cap * kvd;
+            let (layer_k, layer_v) = (s.kv.key.rows(layer.clone()), s.kv.value.rows(layer));
             if n == 1 && team.threads() > 1 {
                 // Decode on several threads: split so that threads do not read the same KV head twice.
                 let start = if sliding && pos + 1 > c.sliding_window { pos + 1 - c.sliding_window } else { 0 };
-                let rows = li * ctx * kvd + start * kvd..li * ctx * kvd + (pos + 1) * kvd;
-                let (k, v) = (s.key_cache.rows(rows.clone()), s.value_cache.rows(rows));
+                let rows = li * cap * kvd + start * kvd..li * cap * kvd + (pos + 1) * kvd;
+                let (k, v) = (s.kv.key.rows(rows.clone()), s.kv.value.rows(rows));
                 attend_token(team, c, &s.q[..qd], k, v, ctx, &mut s.att, &mut s.xb[..qd]);
             } else {
                 let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));

@@ -282,6 +282,54 @@ impl Engine {
         self.core.reset();
     }
 
+    /// A new, empty session (see [`crate::session`]); its id.
+    #[wasm_bindgen(js_name = createSession)]
+    pub fn create_session(&mut self) -> Result<u32, JsValue> {
+        self.core.create_session().map_err(to_js)
+    }
+
+    /// Make `id` the session the next `begin` runs in.
+    #[wasm_bindgen(js_name = selectSession)]
+    pub fn select_session(&mut self, id: u32) -> Result<(), JsValue> {
+        self.core.select_session(id).map_err(to_js)
+    }
+
+    /// A copy of session `id`; its id.
+    #[wasm_bindgen(js_name = cloneSession)]
+    pub fn clone_session(&mut self, id: u32) -> Result<u32, JsValue> {
+        self.core.clone_session(id).map_err(to_js)
+    }
+
+    #[wasm_bindgen(js_name = dropSession)]
+    pub fn drop_session(&mut self, id: u32) -> Result<(), JsValue> {
+        self.core.drop_session(id).map_err(to_js)
+    }
+
+    /// Session `id` and the caller's `meta` bytes as one blob.
+    #[wasm_bindgen(js_name = saveSession)]
+    pub fn save_session(&mut self, id: u32, meta: &[u8]) -> Result<Vec<u8>, JsValue> {
+        self.core.save_session(id, meta).map_err(to_js)
+    }
+
+    /// A new session from a saved blob: `[id, meta]`.
+    #[wasm_bindgen(js_name = restoreSession)]
+    pub fn restore_session(&mut self, blob: &[u8]) -> Result<js_sys::Array, JsValue> {
+        let (id, meta) = self.core.restore_session(blob).map_err(to_js)?;
+        Ok(js_sys::Array::of2(&id.into(), &js_sys::Uint8Array::from(&meta[..]).into()))
+    }
+
+    /// `[{id, tokens, kvBytes, evicted, current}]`.
+    pub fn sessions(&self) -> Result<JsValue, JsValue> {
+        let s = serde_wasm_bindgen::Serializer::json_compatible();
+        serde::Serialize::serialize(&self.core.sessions(), &s).map_err(|e| js_error("internal", &e.to_string()))
+    }
+
+    /// Bytes all sessions' KV caches may take before idle ones are evicted.
+    #[wasm_bindgen(js_name = setKvBudget)]
+    pub fn set_kv_budget(&mut self, bytes: f64) {
+        self.core.set_kv_budget(if bytes.is_finite() && bytes >= 0.0 { bytes as usize } else { usize::MAX });
+    }
+
     /// Bytes of wasm linear memory in use (the whole memory, as the browser accounts it).
     #[wasm_bindgen(js_name = memoryBytes)]
     pub fn memory_bytes(&self) -> f64 {

@@ -6,7 +6,8 @@
  *
  * Codes: 'network' | 'http' (with `status`) | 'quota' (with `details`) | 'storage' | 'integrity' | 'format' |
  * 'unsupported' | 'context-overflow' | 'memory' | 'tokenizer' | 'template' | 'invalid-argument' | 'aborted' |
- * 'worker' | 'unloaded' | 'internal' | 'length' (lm.json(): maxTokens ran out inside the JSON).
+ * 'worker' | 'unloaded' | 'internal' | 'length' (lm.json(): maxTokens ran out inside the JSON) |
+ * 'session-mismatch' (a saved session from another model or kvType) | 'not-found' (lm.loadSession: no such key).
  */
 export class PocketLMError extends Error {
   /**

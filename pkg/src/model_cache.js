@@ -1,6 +1,7 @@
 // The model cache as the page sees it: what is stored, how much, deleting, and downloading ahead of time.
 
 import * as store from './weight_store.js';
+import * as sessionStore from './session_store.js';
 import { WorkerConnection, resolveUrl, spawnWorker } from './rpc.js';
 
 /**
@@ -53,6 +54,16 @@ export class ModelCache {
     const est = await s?.estimate?.().catch(() => null);
     const persisted = (await s?.persisted?.().catch(() => false)) ?? false;
     return { bytes, quota: est?.quota ?? null, usage: est?.usage ?? null, persisted };
+  }
+
+  /** Sessions stored with `session.persist(key)`. @returns {Promise<{key: string, size: number, savedAt: number}[]>} */
+  static async sessions() {
+    return sessionStore.listSessions();
+  }
+
+  /** Deletes a stored session. @returns {Promise<boolean>} whether it was there */
+  static async deleteSession(key) {
+    return sessionStore.deleteSession(key);
   }
 
   /** Asks the browser not to evict cached models under storage pressure. @returns {Promise<boolean>} granted */

@@ -5,6 +5,8 @@ import { ModelCache, callProgress } from './model_cache.js';
 import { PocketLMError, throwIfAborted } from './errors.js';
 import { attachOpenAI } from './openai.js';
 import { loadWithFallback } from './remote.js';
+import { Session } from './session.js';
+import { getSession } from './session_store.js';
 
 /**
  * @typedef {object} GenerateOptions
@@ -245,6 +247,11 @@ function wantsPrefill(options) {
   return cb !== undefined;
 }
 
+/** A session's generate input: its conversation (checked), or raw text (the Prompt API's sessions). */
+function sessionInput(input, options) {
+  return input.messages ? { ...input, messages: chatMessages(input.messages), ...overflowArg(options) } : input;
+}
+
 const CONSTRUCT = Symbol('PocketLM.load');
 
 export class PocketLM {
@@ -256,6 +263,9 @@ export class PocketLM {
   #lastStats = null;
   /** @type {{content: string | null, toolCalls: {id: string, name: string, arguments: string}[]} | null} */
   #lastReply = null;
+  /** What this model's sessions use (session.js). @type {import('./session.js').SessionPort} */
+  #port;
+  #nextSession = 1;
 
   /**
    * Loads a GGUF model: from the IndexedDB cache when it is there (no network request), else downloading it
@@ -282,6 +292,7 @@ export class PocketLM {
       chunkSize: positiveInteger('chunkSize', options.chunkSize),
       sha256: options.sha256,
       storageEstimate: /** @type {any} */ (options).__storageEstimate,
+      sessionMemory: positiveInteger('sessionMemory', options.sessionMemory),
     };
     throwIfAborted(options.signal, `loading ${href ?? 'the file'}`);
     // Not awaited: some browsers ask the user, and the load should not wait on the answer.
@@ -305,6 +316,47 @@ export class PocketLM {
     this.#conn = conn;
     this.#info = Object.freeze(info);
     attachOpenAI(this); // lm.chat.completions.create (OpenAI's shape; lm.chat(...) still works) and lm.fetch
+    this.#port = {
+      request: (verb, args, opts) => this.#conn.request(verb, args, opts),
+      collect: (input, options) => this.#collect(sessionInput(input, options), options),
+      stream: (input, options) => this.#stream(sessionInput(input, options), options),
+      lastStats: () => this.#lastStats,
+      newId: () => this.#nextSession++,
+    };
+  }
+
+  /**
+   * A conversation with its own KV cache in the engine: several per model, each turn prefilling only what its
+   * cache does not hold. Idle sessions' caches are freed least recently used first when they together pass the
+   * `sessionMemory` load option (default 512 MB); such a session re-prefills its conversation on its next turn.
+   * @param {{system?: string}} [options] @returns {Session}
+   */
+  session(options = {}) {
+    return Session.create(this.#port, options);
+  }
+
+  /**
+   * Continues a session from `session.save()`'s bytes (this model file, same kvType), its history not prefilled
+   * again. Rejects with 'format' (damaged bytes) or 'session-mismatch' (another model), changing nothing.
+   * @param {Uint8Array} bytes @returns {Promise<Session>}
+   */
+  restoreSession(bytes) {
+    return Session.fromBytes(this.#port, bytes);
+  }
+
+  /**
+   * The session `session.persist(key)` stored; rejects with 'not-found' when there is none under `key`.
+   * @param {string} key @returns {Promise<Session>}
+   */
+  async loadSession(key) {
+    const bytes = await getSession(key);
+    if (!bytes) throw new PocketLMError('not-found', `no session is stored under ${JSON.stringify(key)}`);
+    return this.restoreSession(bytes);
+  }
+
+  /** The engine's sessions: [{id, tokens, kvBytes, evicted, current}] (ids are the engine's; 0 is the default). */
+  sessionInfo() {
+    return this.#conn.request('sessions', {});
   }
 
   /** What the engine reports about the model (architecture, name, parameters, quantization, contextSize, ...). */

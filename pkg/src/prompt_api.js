@@ -1,11 +1,12 @@
 // `pocketlm/prompt-api`: the web's Prompt API (WICG webmachinelearning/prompt-api: `LanguageModel`) on a local
 // model. Every session of a page shares one PocketLM (one worker, one engine); a session keeps its conversation
-// and renders it with the model's chat template on each call, and the engine reuses the longest prefix its KV cache
-// already holds, so a session's follow-up prompt prefills only the new turn. Prompting another session in between
-// makes the next call of this one prefill its conversation again (correct, only slower).
+// and renders it with the model's chat template on each call, and runs in its own engine session (lm.session(): its
+// own KV cache), so a follow-up prompt prefills only the new turn whatever other sessions ran in between; clone()
+// copies the engine session, destroy() frees it.
 
 import { PocketLM } from './pocketlm.js';
 import { ModelCache } from './model_cache.js';
+import { RAW } from './session.js';
 import { SIMD128_PROBE } from './backend.js';
 
 /** The model a page gets without configure()/install() options: this path resolved against the page's URL. */
@@ -272,6 +273,7 @@ const CREATE = Symbol('LanguageModel.create');
 
 export class LanguageModel extends EventTarget {
   /** @type {Shared} */ #shared;
+  /** This session's engine session (its own KV cache). @type {import('./session.js').Session} */ #engine;
   /** @type {{role: string, content: string}[]} */ #initial;
   /** @type {{role: string, content: string}[][]} turns after the initial prompts, oldest first */ #turns;
   #usage = 0;
@@ -291,6 +293,7 @@ export class LanguageModel extends EventTarget {
     super();
     if (token !== CREATE) throw new TypeError('Illegal constructor: use LanguageModel.create()');
     this.#shared = init.shared;
+    this.#engine = init.engine;
     this.#initial = init.initial;
     this.#turns = init.turns;
     this.#usage = init.usage;
@@ -363,11 +366,13 @@ export class LanguageModel extends EventTarget {
     // the model under it.
     s.waiting++;
     let session;
+    let engine = null;
     try {
       const lm = await abortable(s.ready, signal);
       progress(1);
       const window = lm.info.contextSize;
       let usage = 0;
+      engine = lm.session();
       if (initial.length > 0) {
         const text = await lm.applyChatTemplate(plain(initial));
         usage = (await lm.tokenize(text, { addSpecial: true })).length;
@@ -375,11 +380,12 @@ export class LanguageModel extends EventTarget {
           throw quotaError(`the initial prompts need ${usage} tokens; the context window has ${window}`, usage, window);
         }
         // Prefill them now (no token generated), so the first prompt prefills only itself.
-        await lm.complete(text, { maxTokens: 0, signal });
+        await engine[RAW](text, { maxTokens: 0, signal });
       }
-      session = new LanguageModel(CREATE, { shared: s, initial: plain(initial), turns: [], usage, window,
+      session = new LanguageModel(CREATE, { shared: s, engine, initial: plain(initial), turns: [], usage, window,
         ...sampling, expectedInputs: inputs, expectedOutputs: outputs });
     } catch (e) {
+      engine?.destroy();
       throw toPromptError(e, signal, 'create');
     } finally {
       s.listeners.delete(listener);
@@ -428,7 +434,7 @@ export class LanguageModel extends EventTarget {
       const { lm, prompt, genOptions, messages, prefix, constraint } = await this.#fit(job);
       let text;
       try {
-        text = await lm.complete(prompt, { ...genOptions, signal: job.signal });
+        text = await this.#engine[RAW](prompt, { ...genOptions, signal: job.signal });
       } catch (e) {
         throw toPromptError(e, job.signal);
       }
@@ -459,7 +465,7 @@ export class LanguageModel extends EventTarget {
           const { lm, prompt, genOptions, messages, prefix, constraint } = await this.#fit(job);
           if (cancelled) return;
           let text = '';
-          pieces = lm.stream(prompt, { ...genOptions, signal: job.signal });
+          pieces = this.#engine[RAW](prompt, { ...genOptions, signal: job.signal }, true);
           try {
             for await (const piece of pieces) {
               text += piece;
@@ -494,7 +500,7 @@ export class LanguageModel extends EventTarget {
     return this.#enqueue(job.signal, async () => {
       const { lm, prompt, messages } = await this.#fit(job);
       try {
-        await lm.complete(prompt, { maxTokens: 0, signal: job.signal });
+        await this.#engine[RAW](prompt, { maxTokens: 0, signal: job.signal });
       } catch (e) {
         throw toPromptError(e, job.signal);
       }
@@ -528,7 +534,7 @@ export class LanguageModel extends EventTarget {
     if (signal.aborted) throw signal.reason;
     // Queued behind this session's pending calls, so the copy includes what they add.
     return this.#enqueue(signal, async () => {
-      const copy = new LanguageModel(CREATE, { shared: this.#shared, initial: this.#initial.map((m) => ({ ...m })),
+      const copy = new LanguageModel(CREATE, { shared: this.#shared, engine: this.#engine.clone(), initial: this.#initial.map((m) => ({ ...m })),
         turns: this.#turns.map((t) => t.map((m) => ({ ...m }))), usage: this.#usage, window: this.#window,
         maxResponse: this.#maxResponse,
         temperature: this.#temperature, topK: this.#topK, samplingMode: this.#samplingMode,
@@ -542,6 +548,7 @@ export class LanguageModel extends EventTarget {
   destroy(reason) {
     if (this.#destroyer.signal.aborted) return;
     this.#destroyer.abort(reason ?? domError('AbortError', 'the session was destroyed'));
+    this.#engine.destroy(); // before the model may unload with the last session; a failure there is moot
     releaseShared(this.#shared, this);
   }
 

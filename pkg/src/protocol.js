@@ -30,6 +30,7 @@
  * @property {boolean} [collect] return {text, stats} instead of sending pieces
  * @property {boolean} [prefillProgress] send {prefill} events
  * @property {'error' | 'drop-oldest'} [contextOverflow] with messages: default 'drop-oldest'
+ * @property {number} [session] run in this session (session.js); absent: the default session
  *
  * @typedef {{verb: 'load', args: LoadArgs}
  *   | {verb: 'download', args: Omit<LoadArgs, 'contextSize' | 'threads'>}
@@ -37,13 +38,21 @@
  *   | {verb: 'tokenize', args: {text: string, addSpecial: boolean}}
  *   | {verb: 'detokenize', args: {ids: Uint32Array}}
  *   | {verb: 'applyChatTemplate', args: {messages: {role: string, content: string}[]}}
+ *   | {verb: 'createSession', args: {session: number}}
+ *   | {verb: 'cloneSession', args: {session: number, source: number}}
+ *   | {verb: 'dropSession', args: {session: number}}
+ *   | {verb: 'saveSession', args: {session: number, meta: Uint8Array}}
+ *   | {verb: 'restoreSession', args: {session: number, blob: Uint8Array}}
+ *   | {verb: 'sessions', args: {}}
  *   | {verb: 'unload', args: {}}
  *   | {verb: 'cancel', args: {target: number}}} Request
  *
  * Reply values: load -> ModelInfo (Engine.info()); download -> CacheEntry; generate -> {stats} or {text, stats};
- * tokenize -> Uint32Array (transferred); detokenize, applyChatTemplate -> string; unload -> null.
+ * tokenize -> Uint32Array (transferred); detokenize, applyChatTemplate -> string; unload -> null;
+ * saveSession -> Uint8Array (transferred); restoreSession -> the saved metadata (Uint8Array);
+ * sessions -> [{id, tokens, kvBytes, evicted, current}]; the other session verbs -> null.
  * An 'aborted' generate error carries details.stats.
  */
 
 export const VERBS = Object.freeze(['load', 'download', 'generate', 'tokenize', 'detokenize', 'applyChatTemplate',
-  'unload', 'cancel']);
+  'createSession', 'cloneSession', 'dropSession', 'saveSession', 'restoreSession', 'sessions', 'unload', 'cancel']);

@@ -64,12 +64,12 @@ function openDb() {
 }
 
 /** @param {unknown} e @param {string} what */
-function storageError(e, what) {
+export function storageError(e, what, free = 'ModelCache.delete()/clear()') {
   if (e instanceof PocketLMError) return e;
   const err = /** @type {any} */ (e);
   if (err?.name === 'QuotaExceededError') {
     return new PocketLMError('quota', `the browser refused to store more data while trying to ${what} (quota `
-      + 'exceeded); free space with ModelCache.delete()/clear()', { cause: e });
+      + `exceeded); free space with ${free}`, { cause: e });
   }
   return new PocketLMError('storage', `IndexedDB failed to ${what}: ${err?.message ?? err}`, { cause: e });
 }

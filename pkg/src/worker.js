@@ -18,6 +18,8 @@ const PREFILL_CHUNK = 128;
 let engine = null;
 /** Numbers tool calls' ids (call_SEQ_I) across this worker's generations. */
 let toolCallSeq = 0;
+/** The page's session ids (per connection, chosen by the page) -> the engine's. Absent: the default session 0. */
+const sessionIds = new Map();
 /** Set when the engine failed in a way that may have left its state broken (a wasm trap). */
 let crashed = null;
 
@@ -130,6 +132,7 @@ const HANDLERS = {
       const l = loader;
       loader = null; // finish() consumes the loader, whether it succeeds or throws
       engine = l.finish(args.contextSize ?? 0);
+      if (args.sessionMemory !== undefined) engine.setKvBudget(args.sessionMemory);
     } catch (e) {
       try { loader?.free(); } catch { /* consumed */ }
       const code = /** @type {any} */ (e)?.code;
@@ -184,6 +187,8 @@ const HANDLERS = {
     }
     if (typeof prompt !== 'string') throw new PocketLMError('invalid-argument', 'prompt must be a string');
     throwIfAborted(signal, 'generation');
+    // Each session keeps its own KV cache; calls without one run in the default session.
+    e.selectSession(args.session === undefined ? 0 : engineSession(args.session));
     // No reset: the engine keeps the tokens whose keys/values are in its cache (whatever the previous call left,
     // finished, aborted or failed) and `begin` prefills only what follows the longest cached prefix of this prompt,
     // so a follow-up chat turn (the conversation re-sent plus one message) costs only the new tokens.
@@ -239,12 +244,52 @@ const HANDLERS = {
     return requireEngine().applyChatTemplate(args.messages);
   },
 
+  /** Sessions: the page names them (`session`, a number unique per connection); see session.js. */
+  async createSession(args) {
+    sessionIds.set(args.session, requireEngine().createSession());
+    return null;
+  },
+
+  async cloneSession(args) {
+    sessionIds.set(args.session, requireEngine().cloneSession(engineSession(args.source)));
+    return null;
+  },
+
+  async dropSession(args) {
+    const id = sessionIds.get(args.session);
+    if (id !== undefined && engine) engine.dropSession(id);
+    sessionIds.delete(args.session);
+    return null;
+  },
+
+  async saveSession(args) {
+    return requireEngine().saveSession(engineSession(args.session), args.meta);
+  },
+
+  /** A saved session under the page's new id; returns its metadata bytes (transferred). */
+  async restoreSession(args) {
+    if (!(args.blob instanceof Uint8Array)) throw new PocketLMError('invalid-argument', 'a saved session is a Uint8Array');
+    const [id, meta] = requireEngine().restoreSession(args.blob);
+    sessionIds.set(args.session, id);
+    return meta;
+  },
+
+  async sessions() {
+    return requireEngine().sessions();
+  },
+
   async unload() {
     engine?.free();
     engine = null;
     return null;
   },
 };
+
+function engineSession(pageId) {
+  const id = sessionIds.get(pageId);
+  if (id === undefined) throw new PocketLMError('invalid-argument', 'this session was destroyed');
+  return id;
+}
 
 /** Room kept for the reply when a chat is fitted to the context: maxTokens (default 256), at most half the context. */
 const DEFAULT_REPLY_TOKENS = 256;

@@ -57,7 +57,7 @@ test('npm pack -> npm install -> import "pocketlm"', () => {
       try { await m.PocketLM.load('https://example.org/m.gguf'); } catch (e) { out.error = e.code; }
       console.log(JSON.stringify(out));`;
     const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', probe], { ...quiet, cwd: app }));
-    assert.deepEqual(out.exports, ['ModelCache', 'PocketLM', 'PocketLMError', 'RemoteLM', 'TextStream', 'chatCompletions',
+    assert.deepEqual(out.exports, ['ModelCache', 'PocketLM', 'PocketLMError', 'RemoteLM', 'Session', 'TextStream', 'chatCompletions',
       'createFetch', 'preflight']);
     assert.deepEqual(out.promptApi, ['DEFAULT_MODEL_URL', 'LanguageModel', 'configure', 'install', 'sharedModel']);
     assert.ok(out.worker.endsWith('/node_modules/pocketlm/dist/worker.js'), out.worker);

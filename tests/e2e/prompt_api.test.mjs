@@ -138,6 +138,32 @@ engineSuite('Prompt API polyfill', () => {
       assert.ok(out.stats2.prefilledTokens < out.stats2.promptTokens / 2);
     });
 
+    it('each session and clone has its own KV cache: a follow-up after another session ran prefills only its turn', async () => {
+      const out = await env.page.evaluate(async () => {
+        const LM = window.pa.LanguageModel;
+        const lm = () => window.pa.sharedModel();
+        const init = { samplingMode: 'most-predictable', initialPrompts: [{ role: 'system', content: 'You are terse.' }] };
+        const a = await LM.create(init);
+        const b = await LM.create(init);
+        await a.prompt('Name a color.');
+        await b.prompt('Write a long sentence about the history of the city of Rome and its emperors.');
+        const c = await a.clone();
+        await a.prompt('Name another one.');
+        const statsA = lm().lastStats;
+        await b.prompt('Shorter, please.');
+        await c.prompt('Name another one.');
+        const statsC = lm().lastStats;
+        const [ma, mc] = [a.contextUsage, c.contextUsage];
+        for (const s of [a, b, c]) s.destroy();
+        return { statsA, statsC, ma, mc };
+      });
+      for (const st of [out.statsA, out.statsC]) {
+        assert.ok(st.prefilledTokens < st.promptTokens / 2, JSON.stringify(st));
+      }
+      assert.equal(out.statsC.prefilledTokens, out.statsA.prefilledTokens);
+      assert.equal(out.mc, out.ma);
+    });
+
     it('promptStreaming(): a ReadableStream of pieces that make up the answer; clones go separate ways', async () => {
       const out = await env.page.evaluate(async () => {
         const a = await window.s.clone();

@@ -93,6 +93,11 @@ export class Engine {
     return `${messages.map((m) => `<${m.role}>${m.content}`).join('\n')}\n<assistant>`;
   }
 
+  /** The stand-in has one conversation: the default session (0), which every call without a session selects. */
+  selectSession(id) {
+    if (id !== 0) throw coded('invalid-argument', `the fake engine has no session ${id}`);
+  }
+
   begin(prompt, opts) {
     this.reset();
     const n = new TextEncoder().encode(prompt).length;
