@@ -4,10 +4,10 @@
 //! q8_0 (ggml's layout: blocks of 32 values, one f16 scale `d` and 32 signed bytes, value = d * q).
 //!
 //! The kernels take a [`KvRows`] view: the stored values from some element offset on, with row `j` of width `w` at
-//! elements `j * stride .. j * stride + w`. f32 rows go to the f32 kernels of [`crate::ops`] unchanged (same bits as
-//! before there was a choice). f16 and q8_0 rows are decoded one row at a time into a small f32 buffer, then dotted
-//! or accumulated with the same f32 kernels: the decode is the specification ([`KvRows::row_f32`]) and the arithmetic
-//! after it is the f32 path's.
+//! elements `j * stride .. j * stride + w`. f32 rows go to the f32 kernels of [`crate::ops`] unchanged. For f16 and
+//! q8_0 the specification ([`scalar`]) decodes one row at a time ([`KvRows::row_f32`]) and runs the f32 kernels'
+//! arithmetic on it; the SIMD128 kernels (`simd128::kv`) read the stored rows in place, widening 8 values at a time
+//! as they load them, with the same bits.
 
 use crate::ops;
 use half::f16;
@@ -144,34 +144,59 @@ pub fn store_q8_0(x: &[f32], out: &mut [BlockQ8]) {
     }
 }
 
-/// `scores[j] = dot(q, row j of keys) * scale`, rows `stride` values apart (see [`ops::attn_scores`]).
+/// `scores[j] = dot(q, row j of keys) * scale`, rows `stride` values apart (see [`ops::attn_scores`]). f32 rows go to
+/// the f32 kernel; f16 and q8_0 rows are read in place by the SIMD128 build, with the bits of [`scalar::attn_scores`].
+#[track_caller]
 pub fn attn_scores(q: &[f32], keys: KvRows, stride: usize, scale: f32, scores: &mut [f32]) {
-    let hd = q.len();
     if let KvRows::F32(k) = keys {
         return ops::attn_scores(q, k, stride, scale, scores);
     }
-    check(hd, stride, scores.len(), keys.len());
-    let mut buf = [0.0f32; MAX_ROW];
-    let row = &mut buf[..hd];
-    for (j, s) in scores.iter_mut().enumerate() {
-        keys.row_f32(j * stride, row);
-        *s = ops::dot_f32(q, row) * scale;
-    }
+    check(q.len(), stride, scores.len(), keys.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return crate::simd128::kv::attn_scores(q, keys, stride, scale, scores);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::attn_scores(q, keys, stride, scale, scores)
 }
 
-/// `out = sum_j probs[j] * row j of values`, rows `stride` values apart (see [`ops::attn_values`]).
+/// `out = sum_j probs[j] * row j of values`, rows `stride` values apart (see [`ops::attn_values`]); f16 and q8_0 as
+/// in [`attn_scores`], with the bits of [`scalar::attn_values`].
+#[track_caller]
 pub fn attn_values(probs: &[f32], values: KvRows, stride: usize, out: &mut [f32]) {
-    let w = out.len();
     if let KvRows::F32(v) = values {
         return ops::attn_values(probs, v, stride, out);
     }
-    check(w, stride, probs.len(), values.len());
-    let mut buf = [0.0f32; MAX_ROW];
-    let row = &mut buf[..w];
-    out.fill(0.0);
-    for (j, &p) in probs.iter().enumerate() {
-        values.row_f32(j * stride, row);
-        ops::axpy(out, p, row);
+    check(out.len(), stride, probs.len(), values.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return crate::simd128::kv::attn_values(probs, values, stride, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::attn_values(probs, values, stride, out)
+}
+
+/// The specification of the f16/q8_0 kernels: decode each row ([`KvRows::row_f32`]), then the f32 kernels'
+/// arithmetic ([`ops::scalar`]). Lengths are checked by the callers in [`super`].
+pub mod scalar {
+    use super::{KvRows, MAX_ROW};
+    use crate::ops::scalar::{axpy, dot_f32};
+
+    /// Scalar [`super::attn_scores`] (rows at most [`MAX_ROW`] wide).
+    pub fn attn_scores(q: &[f32], keys: KvRows, stride: usize, scale: f32, scores: &mut [f32]) {
+        let mut buf = [0.0f32; MAX_ROW];
+        let row = &mut buf[..q.len()];
+        for (j, s) in scores.iter_mut().enumerate() {
+            keys.row_f32(j * stride, row);
+            *s = dot_f32(q, row) * scale;
+        }
+    }
+
+    /// Scalar [`super::attn_values`] (rows at most [`MAX_ROW`] wide).
+    pub fn attn_values(probs: &[f32], values: KvRows, stride: usize, out: &mut [f32]) {
+        let mut buf = [0.0f32; MAX_ROW];
+        let row = &mut buf[..out.len()];
+        out.fill(0.0);
+        for (j, &p) in probs.iter().enumerate() {
+            values.row_f32(j * stride, row);
+            axpy(out, p, row);
+        }
     }
 }
 

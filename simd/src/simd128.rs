@@ -19,6 +19,7 @@ mod common;
 mod dequant;
 mod float;
 mod kquants;
+pub(crate) mod kv;
 mod legacy;
 pub(crate) mod ops;
 mod quantize;

@@ -492,3 +492,54 @@ fn f32_ops_match_scalar_specification() {
     ops::softmax_inplace(&mut x);
     assert!(x.iter().all(|&v| v == 0.0), "softmax of all -inf: {x:?}");
 }
+
+/// f16 and q8_0 KV attention: the SIMD128 kernels (rows read in place) against `kv::scalar` (decode, then the f32
+/// kernels' arithmetic), bit for bit, over head widths 64/256, key runs of every length mod 4, value column runs
+/// of 16/4/3/rest at head-aligned and mid-block offsets, and q8_0 runs that start off a block (the fallback).
+#[wasm_bindgen_test]
+fn kv_attention_matches_scalar_specification() {
+    use pocketlm_simd::kv::{self, BlockQ8, KvRows};
+    let mut rng = Rng(0x5eed_0006);
+    for (hd, n_kv_heads) in [(64usize, 3usize), (256, 1), (32, 2)] {
+        let kvd = hd * n_kv_heads;
+        for n in [1usize, 3, 4, 7, 37] {
+            let keys = f32_row(&mut rng, n * kvd, 2.0);
+            let vals = f32_row(&mut rng, n * kvd, 2.0);
+            let q = f32_row(&mut rng, hd, 1.0);
+            let mut probs = f32_row(&mut rng, n, 1.0);
+            ops::softmax_inplace(&mut probs);
+            let (mut k16, mut v16) = (vec![0u16; keys.len()], vec![0u16; vals.len()]);
+            kv::store_f16(&keys, &mut k16);
+            kv::store_f16(&vals, &mut v16);
+            let (mut k8, mut v8) = (vec![BlockQ8::default(); keys.len() / 32], vec![BlockQ8::default(); vals.len() / 32]);
+            kv::store_q8_0(&keys, &mut k8);
+            kv::store_q8_0(&vals, &mut v8);
+            for kh in 0..n_kv_heads {
+                let at = kh * hd;
+                for (name, kr, vr) in [
+                    ("f16", KvRows::F16(&k16, 0), KvRows::F16(&v16, 0)),
+                    ("q8_0", KvRows::Q8_0(&k8, 0), KvRows::Q8_0(&v8, 0)),
+                ] {
+                    let what = format!("{name} hd={hd} n={n} head {kh}");
+                    let (mut s, mut s_ref) = (vec![0.0; n], vec![0.0; n]);
+                    kv::attn_scores(&q, kr.skip(at), kvd, 0.125, &mut s);
+                    kv::scalar::attn_scores(&q, kr.skip(at), kvd, 0.125, &mut s_ref);
+                    assert_close(&format!("{what} scores"), n, &s, &s_ref, |_| 0.0);
+                    // Column runs as attend_token splits them, plus odd widths and a run starting mid-block.
+                    for (c0, w) in [(0, hd), (0, hd / 2), (hd / 2, hd / 2), (16, 16), (4, 4), (8, 3), (hd - 5, 5)] {
+                        let (mut o, mut o_ref) = (vec![0.0; w], vec![0.0; w]);
+                        kv::attn_values(&probs, vr.skip(at + c0), kvd, &mut o);
+                        kv::scalar::attn_values(&probs, vr.skip(at + c0), kvd, &mut o_ref);
+                        assert_close(&format!("{what} values cols {c0}+{w}"), n, &o, &o_ref, |_| 0.0);
+                    }
+                }
+            }
+            // The decoded rows are exactly the stored values: f16 decode of every f16 pattern met here.
+            let mut dec = vec![0.0; kvd];
+            KvRows::F16(&k16, 0).row_f32(0, &mut dec);
+            for (i, (&h, &d)) in k16.iter().zip(&dec).enumerate() {
+                assert_eq!(d.to_bits(), half::f16::from_bits(h).to_f32().to_bits(), "f16 decode [{i}]");
+            }
+        }
+    }
+}

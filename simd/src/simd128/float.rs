@@ -8,11 +8,19 @@
 use super::common::*;
 use core::arch::wasm32::*;
 
-/// A float weight format: how to widen 8 consecutive weights (starting at element `i`) to two f32x4, and one to f32.
+/// A row format read as floats: how to widen 8 consecutive values (starting at element `i`, a multiple of 8) to two
+/// f32x4, and one to f32. Values come in blocks of `BLOCK` elements taking `BYTES` bytes (1 and the width for plain
+/// floats; q8_0 KV rows are blocks of 32 in 34 bytes, `super::kv`).
 pub(super) trait FloatRow {
+    const BLOCK: usize = 1;
     const BYTES: usize;
     fn load8(w: &[u8], i: usize) -> (v128, v128);
     fn one(w: &[u8], i: usize) -> f32;
+    /// Bytes of `n` values (`n` a multiple of `BLOCK`).
+    #[inline(always)]
+    fn span(n: usize) -> usize {
+        n / Self::BLOCK * Self::BYTES
+    }
 }
 
 pub(super) struct F32;
@@ -58,13 +66,13 @@ impl FloatRow for BF16 {
 }
 
 /// Dots of `R` weight rows with `T` activation rows of `n` elements (`R * T <= 4`), in the reference's 8-lane order;
-/// result lane `r * T + t`. `w[r]`: `n * W::BYTES` bytes; `a[t]`: `4 * n` bytes (f32, little-endian). The four
+/// result lane `r * T + t`. `w[r]`: `W::span(n)` bytes; `a[t]`: `4 * n` bytes (f32, little-endian). The four
 /// (row, token) pairs are written out with their accumulators in separate variables: a loop over arrays of
 /// accumulators stays a loop and keeps them in memory.
 #[inline(always)]
-fn tile<W: FloatRow, const R: usize, const T: usize>(n: usize, w: [&[u8]; R], a: [&[u8]; T]) -> [f32; 4] {
+pub(super) fn tile<W: FloatRow, const R: usize, const T: usize>(n: usize, w: [&[u8]; R], a: [&[u8]; T]) -> [f32; 4] {
     const { assert!(R * T <= 4 && R > 0 && T > 0) };
-    let w = w.map(|w| &w[..n * W::BYTES]);
+    let w = w.map(|w| &w[..W::span(n)]);
     let a = a.map(|a| &a[..4 * n]);
     let whole = n / 8 * 8;
     let zero = f32x4_splat(0.0);
@@ -106,7 +114,7 @@ pub(super) fn vec_dot<W: FloatRow>(n: usize, w: &[u8], a: &[u8]) -> f32 {
 
 /// `out[r] = w_r · a`, four rows per tile (the activation chunk is loaded once for four rows).
 pub(super) fn matvec<W: FloatRow>(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-    let rb = n * W::BYTES;
+    let rb = W::span(n);
     let mut chunks = out.chunks_exact_mut(4);
     let mut r0 = 0;
     for o in &mut chunks {
@@ -126,7 +134,7 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
     if n_tok == 0 {
         return;
     }
-    let (rb, ab) = (n * W::BYTES, 4 * n);
+    let (rb, ab) = (W::span(n), 4 * n);
     let n_rows = out.len() / n_tok;
     for r_start in (0..n_rows).step_by(16) {
         let r_end = (r_start + 16).min(n_rows);
@@ -147,7 +155,7 @@ pub(super) fn matmul<W: FloatRow>(n: usize, w: &[u8], a: &[u8], n_tok: usize, ou
 }
 
 /// The bytes of an f32 slice (little-endian on wasm32), for [`tile`].
-fn f32_bytes(x: &[f32]) -> &[u8] {
+pub(super) fn f32_bytes(x: &[f32]) -> &[u8] {
     // SAFETY: any f32 memory is valid as bytes (u8 has alignment 1 and no invalid values); same lifetime and span.
     unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
 }
@@ -159,40 +167,55 @@ pub(crate) fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, sca
     attn_values(scores, values, stride, out);
 }
 
-/// `scores[j] = dot(q, key_j) * scale` (see `crate::ops::attn_scores`): four key rows per [`tile`] against the
-/// query, each dot in the reference's 8-lane order (`k * q` and `q * k` are the same IEEE product).
+/// `scores[j] = dot(q, key_j) * scale` (see `crate::ops::attn_scores`).
 pub(crate) fn attn_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
+    scores_in::<F32>(q, f32_bytes(keys), 0, stride, scale, scores);
+}
+
+/// `out = Σ_j probs[j] * value_j` (see `crate::ops::attn_values`).
+pub(crate) fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    values_in::<F32>(probs, f32_bytes(values), 0, stride, out);
+}
+
+/// Attention scores against key rows stored as `W` in `w`: key row `j` is the `q.len()` values from element
+/// `at + j * stride` (`at` and `stride` multiples of `W::BLOCK`). Four key rows per [`tile`] against the query,
+/// each dot in the reference's 8-lane order (`k * q` and `q * k` are the same IEEE product), so the result is
+/// bit for bit `dot_f32(q, decoded key_j) * scale`.
+pub(super) fn scores_in<W: FloatRow>(q: &[f32], w: &[u8], at: usize, stride: usize, scale: f32, scores: &mut [f32]) {
     let (hd, n) = (q.len(), scores.len());
     let qb = f32_bytes(q);
-    let key = |j: usize| f32_bytes(&keys[j * stride..j * stride + hd]);
+    let key = |j: usize| &w[W::span(at + j * stride)..];
     let n4 = n / 4 * 4;
     for j in (0..n4).step_by(4) {
-        let d = tile::<F32, 4, 1>(hd, [key(j), key(j + 1), key(j + 2), key(j + 3)], [qb]);
+        let d = tile::<W, 4, 1>(hd, [key(j), key(j + 1), key(j + 2), key(j + 3)], [qb]);
         for (s, d) in scores[j..j + 4].iter_mut().zip(d) {
             *s = d * scale;
         }
     }
     for j in n4..n {
-        scores[j] = tile::<F32, 1, 1>(hd, [key(j)], [qb])[0] * scale;
+        scores[j] = tile::<W, 1, 1>(hd, [key(j)], [qb])[0] * scale;
     }
 }
 
-/// `out = Σ_j probs[j] * value_j` (see `crate::ops::attn_values`): 16 output values at a time held in four
-/// accumulators over every position `j` in order, `acc + p_j * v_j` without fusing: per element the same
-/// operations as zeroing `out` and one `axpy` per `j`.
-pub(crate) fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+/// Weighted sum of value rows stored as `W` in `w`: row `j` is the `out.len()` values from element
+/// `at + j * stride` (for q8_0 rows, `at` and `stride` multiples of 8: each group of 8 within one block). 16
+/// output values at a time held in four accumulators over every position `j` in order, `acc + p_j * v_j` without
+/// fusing: per element the same operations as zeroing `out` and one `axpy` per `j` over the decoded rows.
+pub(super) fn values_in<W: FloatRow>(probs: &[f32], w: &[u8], at: usize, stride: usize, out: &mut [f32]) {
     let hd = out.len();
     let h16 = hd / 16 * 16;
     for c in (0..h16).step_by(16) {
         let zero = f32x4_splat(0.0);
         let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
         for (j, &p) in probs.iter().enumerate() {
-            let v = &values[j * stride + c..j * stride + c + 16];
+            let e = at + j * stride + c;
+            let (v0, v1) = W::load8(w, e);
+            let (v2, v3) = W::load8(w, e + 8);
             let pv = f32x4_splat(p);
-            a0 = madd_f32(pv, load_f32(v, 0), a0);
-            a1 = madd_f32(pv, load_f32(v, 4), a1);
-            a2 = madd_f32(pv, load_f32(v, 8), a2);
-            a3 = madd_f32(pv, load_f32(v, 12), a3);
+            a0 = madd_f32(pv, v0, a0);
+            a1 = madd_f32(pv, v1, a1);
+            a2 = madd_f32(pv, v2, a2);
+            a3 = madd_f32(pv, v3, a3);
         }
         store_f32(out, c, a0);
         store_f32(out, c + 4, a1);
@@ -202,7 +225,7 @@ pub(crate) fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mu
     for (i, o) in out.iter_mut().enumerate().skip(h16) {
         let mut acc = 0.0f32;
         for (j, &p) in probs.iter().enumerate() {
-            acc += p * values[j * stride + i];
+            acc += p * W::one(w, at + j * stride + i);
         }
         *o = acc;
     }
