@@ -16,8 +16,15 @@ export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Aborting rejects with an AbortError and keeps what was downloaded, so the next load resumes. */
   signal?: AbortSignal;
-  /** Context length in tokens; default: the engine's default for the model. */
-  contextSize?: number;
+  /**
+   * Positions (prompt + reply) a session can hold. 'auto' (the default): the model's trained context, lowered in
+   * steps of 256 until a full KV cache fits max(256 MiB, a quarter of the model file); a number: that many, up to
+   * the trained context. The KV cache grows with use; this bounds it. `info.contextSize` says what was chosen.
+   */
+  contextSize?: number | 'auto';
+  /** How the KV cache stores keys and values: 'f16' (default; 2 bytes a value, perplexity within 0.1 % of f32),
+   * 'q8_0' (1.06 bytes a value, within 1 %) or 'f32' (4 bytes). Saved sessions restore only with the same type. */
+  kvType?: 'f16' | 'q8_0' | 'f32';
   /** Expected SHA-256 of the whole file (64 hex digits); a mismatch deletes the cached copy and throws 'integrity'. */
   sha256?: string;
   /**
@@ -47,6 +54,11 @@ export interface ModelInfo {
   quantization: string;
   fileBytes: number;
   contextSize: number;
+  /** The context the model was trained with (the largest contextSize allowed). */
+  trainContext: number;
+  kvType: 'f16' | 'q8_0' | 'f32';
+  /** Bytes of a full KV cache at contextSize (what the cache grows to at most). */
+  kvBytes: number;
   vocabSize: number;
   backend: 'simd128' | 'relaxed-simd' | 'scalar';
   /** Threads actually running the model (1 unless the threads build started; see LoadOptions.threads). */

@@ -6,6 +6,7 @@
 pub mod chat;
 pub mod clock;
 pub mod constraint;
+pub mod context;
 pub mod error;
 pub mod generate;
 pub mod gguf;

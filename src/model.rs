@@ -511,7 +511,8 @@ pub struct State {
 }
 
 impl State {
-    /// A state with an f32 KV cache.
+    /// A state with an f32 KV cache (full precision: what the checks against reference implementations use; the
+    /// engine's default is [`crate::generate::DEFAULT_KV_TYPE`]).
     pub fn new(c: &Config, context: usize) -> Result<State> {
         State::with_kv(c, context, KvType::F32)
     }
@@ -520,10 +521,10 @@ impl State {
     pub fn with_kv(c: &Config, context: usize, kv_type: KvType) -> Result<State> {
         let kv = KvCache::new(c, kv_type)?;
         // The whole context must be addressable, even though the cache grows to it only as positions are used.
-        c.n_layers
-            .checked_mul(context)
-            .and_then(|n| n.checked_mul(c.kv_dim()))
-            .ok_or_else(|| Error::OutOfMemory("KV cache size overflows".into()))?;
+        let full = crate::context::kv_bytes(c, kv_type, context);
+        if full > isize::MAX as u64 {
+            return Err(Error::OutOfMemory(format!("a KV cache of {context} positions ({} MB) is not addressable here", full >> 20)));
+        }
         let wide = c.dim.max(c.q_dim()).max(c.ffn_dim);
         // f32 activations are the widest encoding; one set per distinct activation type of a fused product.
         let act_bytes = MAX_OUTS * MAX_BATCH * wide * 4;

@@ -7,7 +7,7 @@
 use crate::chat::Message;
 use crate::constraint::ResponseFormat;
 use crate::tools::{Tool, ToolChoice, ToolMessage};
-use crate::generate::{Engine as Core, GenerateOptions, Header};
+use crate::generate::{Engine as Core, GenerateOptions, Header, KvType};
 use crate::gguf::{self, Gguf};
 use crate::sampler::SamplerParams;
 use crate::Error;
@@ -122,8 +122,15 @@ impl WeightLoader {
         }
     }
 
-    /// Build the engine from the complete file. `context_size == 0` picks the default.
-    pub fn finish(self, context_size: usize) -> Result<Engine, JsValue> {
+    /// Build the engine from the complete file. `context_size == 0` is `auto` (crate::context); `kv_type`: `f32`,
+    /// `f16` or `q8_0`, absent for the default (f16).
+    pub fn finish(self, context_size: usize, kv_type: Option<String>) -> Result<Engine, JsValue> {
+        let kv_type = match kv_type.as_deref() {
+            None => crate::generate::DEFAULT_KV_TYPE,
+            Some(name) => KvType::parse(name).ok_or_else(|| {
+                js_error("invalid-argument", &format!("kvType must be 'f32', 'f16' or 'q8_0', got '{name}'"))
+            })?,
+        };
         if self.buf.len() != self.total {
             return Err(js_error(
                 "format",
@@ -132,8 +139,8 @@ impl WeightLoader {
         }
         #[allow(unused_mut)]
         let mut core = match self.header {
-            Some(header) => Core::from_header(header, self.buf, context_size),
-            None => Core::from_bytes(self.buf, context_size),
+            Some(header) => Core::from_header_kv(header, self.buf, context_size, kv_type),
+            None => Core::from_bytes_kv(self.buf, context_size, kv_type),
         }
         .map_err(to_js)?;
         // The workers initThreadPool started, plus this thread.

@@ -94,3 +94,30 @@ fn q8_0_kv_needs_a_head_dim_of_whole_blocks_and_bad_names_are_refused() {
     assert_eq!(e.info.kv_bytes, 2 * 30 * 8192 * 192 / 32 * 34);
     assert_eq!(e.info.kv_type, "q8_0");
 }
+
+#[test]
+fn auto_context_is_the_trained_context_within_the_kv_budget() {
+    use pocketlm::context::{kv_budget, CONTEXT_STEP};
+    let buf = std::fs::read(common::model_path(common::SMOLLM2)).unwrap();
+    let budget = kv_budget(buf.len() as u64);
+    // A 98 MB file: the budget is the 256 MiB floor. Per position 30 layers x 192 values, keys and values:
+    // f16 23,040 bytes (8192 positions = 180 MiB, fits), q8_0 12,240, f32 46,080 (5,825 fit, so 5,632).
+    assert_eq!(budget, 256 << 20);
+    for (kv, want) in [(KvType::F16, 8192), (KvType::Q8_0, 8192), (KvType::F32, 5632)] {
+        let e = Engine::from_bytes_kv(buf.clone(), 0, kv).unwrap();
+        let per_position = e.info.kv_bytes / e.info.context_size;
+        assert_eq!(e.info.context_size, want, "kv {}", kv.name());
+        assert_eq!(e.info.train_context, 8192);
+        assert!(e.info.kv_bytes as u64 <= budget, "kv {}: {} bytes", kv.name(), e.info.kv_bytes);
+        if want < e.info.train_context {
+            assert!(((want + CONTEXT_STEP) * per_position) as u64 > budget, "kv {}: one step more would fit", kv.name());
+        }
+    }
+    // The default engine: f16, auto.
+    let e = Engine::from_bytes(buf.clone(), 0).unwrap();
+    assert_eq!((e.info.kv_type.as_str(), e.info.context_size), ("f16", 8192));
+    // A size asked for is taken as it is, up to the trained context.
+    assert_eq!(Engine::from_bytes(buf.clone(), 300).unwrap().info.context_size, 300);
+    let err = Engine::from_bytes(buf, 8193).err().expect("beyond the trained context").to_string();
+    assert!(err.contains("8193") && err.contains("8192"), "{err}");
+}

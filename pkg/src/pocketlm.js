@@ -206,6 +206,15 @@ function chatMessages(messages) {
   return messages.map((m) => ({ role: m.role, content: m.content }));
 }
 
+/** How the KV cache can be stored (the engine's default: 'f16'). */
+const KV_TYPES = ['f16', 'q8_0', 'f32'];
+
+/** `v` when it is one of `allowed`, undefined when absent. */
+function oneOf(name, v, allowed) {
+  if (v === undefined || allowed.includes(v)) return v;
+  throw new PocketLMError('invalid-argument', `${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(v)}`);
+}
+
 function positiveInteger(name, v) {
   if (v === undefined) return undefined;
   if (!Number.isSafeInteger(v) || v <= 0) {
@@ -273,7 +282,8 @@ export class PocketLM {
    * @param {string | URL | Blob} url a URL, or a local GGUF file (File / Blob)
    * @param {{onProgress?: (p: {loaded: number, total: number, phase: 'download' | 'cache' | 'file' | 'init'}) => void,
    *   cache?: boolean | string,
-   *   signal?: AbortSignal, contextSize?: number, sha256?: string, threads?: number | 'auto', chunkSize?: number}}
+   *   signal?: AbortSignal, contextSize?: number | 'auto', kvType?: 'f16' | 'q8_0' | 'f32', sha256?: string,
+   *   threads?: number | 'auto', chunkSize?: number, sessionMemory?: number}}
    *   [options]
    * @returns {Promise<PocketLM>}
    */
@@ -286,7 +296,8 @@ export class PocketLM {
     const href = isBlob ? null : resolveUrl(url);
     const args = {
       ...(isBlob ? { file: url, cacheKey: fileCacheKey(/** @type {Blob} */ (url), options.cache) } : { url: href }),
-      contextSize: positiveInteger('contextSize', options.contextSize),
+      contextSize: options.contextSize === 'auto' ? undefined : positiveInteger('contextSize', options.contextSize),
+      kvType: oneOf('kvType', options.kvType, KV_TYPES),
       threads: options.threads === undefined || options.threads === 'auto' ? 'auto'
         : positiveInteger('threads', options.threads),
       chunkSize: positiveInteger('chunkSize', options.chunkSize),

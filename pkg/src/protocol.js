@@ -16,7 +16,8 @@
  * @property {string} [url] absolute; or:
  * @property {Blob} [file] a local model file, read in slices in the worker
  * @property {string | null} [cacheKey] with file: also store it in the cache under this key
- * @property {number} [contextSize] 0 or absent: the engine's default
+ * @property {number} [contextSize] 0 or absent: 'auto' (the trained context within a KV memory budget)
+ * @property {'f16' | 'q8_0' | 'f32'} [kvType] absent: 'f16'
  * @property {string} [sha256]
  * @property {number | 'auto'} [threads] 'auto': see backend.js resolveThreads
  * @property {number} [chunkSize]
@@ -33,7 +34,7 @@
  * @property {number} [session] run in this session (session.js); absent: the default session
  *
  * @typedef {{verb: 'load', args: LoadArgs}
- *   | {verb: 'download', args: Omit<LoadArgs, 'contextSize' | 'threads'>}
+ *   | {verb: 'download', args: Omit<LoadArgs, 'contextSize' | 'kvType' | 'threads'>}
  *   | {verb: 'generate', args: GenerateArgs}
  *   | {verb: 'tokenize', args: {text: string, addSpecial: boolean}}
  *   | {verb: 'detokenize', args: {ids: Uint32Array}}

@@ -131,7 +131,7 @@ const HANDLERS = {
       emit({ progress: { loaded: size, total: size, phase: 'init' } });
       const l = loader;
       loader = null; // finish() consumes the loader, whether it succeeds or throws
-      engine = l.finish(args.contextSize ?? 0);
+      engine = l.finish(args.contextSize ?? 0, args.kvType);
       if (args.sessionMemory !== undefined) engine.setKvBudget(args.sessionMemory);
     } catch (e) {
       try { loader?.free(); } catch { /* consumed */ }

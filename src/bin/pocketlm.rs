@@ -7,7 +7,7 @@
 //! pocketlm perplexity --model PATH --file TEXT_FILE [--ctx N] [--chunks N] [--threads N] [--json] [--kv-type T]
 //! pocketlm kv-bench --model PATH [--kv-type T] [--positions 512,2048,8192] [--tokens N] [--threads N]
 //!
-//! --kv-type f32 | f16 | q8_0: how the KV cache stores keys and values (default f32).
+//! --kv-type f32 | f16 | q8_0: how the KV cache stores keys and values (default f16).
 //!
 //! --threads N: threads of the forward pass. Default: all the machine has (`available_parallelism`): any count
 //! gives the same bits (tests/threads_parity.rs), so there is nothing to lose by using them.
@@ -122,7 +122,7 @@ fn read_model(path: &str) -> Result<Vec<u8>, String> {
 
 fn kv_type(a: &Args) -> Result<KvType, String> {
     match a.get("kv-type") {
-        None => Ok(KvType::F32),
+        None => Ok(pocketlm::generate::DEFAULT_KV_TYPE),
         Some(s) => KvType::parse(s).ok_or_else(|| format!("--kv-type: '{s}' is not one of f32, f16, q8_0")),
     }
 }

@@ -1,26 +1,44 @@
-// Long prompts and chats past the window (issue 18): the prefill runs in chunks with progress events and stops
+// Long prompts and chats past the window (issue 18): the default context is 'auto' (SmolLM2: its trained 8192 with
+// an f16 KV cache) and a ~4,000-token prompt runs in it; the prefill runs in chunks with progress events and stops
 // between chunks on abort; a chat longer than the context drops its oldest whole turns ('drop-oldest', the
-// default) or rejects with 'context-overflow' ('error'); generation that fills the window ends with 'length'.
+// default) or rejects with 'context-overflow' ('error'); generation that fills the window ends with 'length'. The
+// other KV types give the native CLI's greedy text with the same type (scripts/e2e_greedy.sh).
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { engineSuite, PageEnv } from './model_env.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { engineSuite, PageEnv, REQUIRED } from './model_env.mjs';
 
-/** ~2,200 tokens of varied text. */
-const LONG = Array.from({ length: 110 }, (_, i) => `Line ${i + 1}: the ${['quick', 'slow', 'red', 'tall'][i % 4]} `
+/** `n` lines of varied text, ~20 tokens a line. */
+const lines = (n) => Array.from({ length: n }, (_, i) => `Line ${i + 1}: the ${['quick', 'slow', 'red', 'tall'][i % 4]} `
   + `fox number ${i * 7} jumps over ${i % 3 === 0 ? 'the lazy dog' : 'a fence'}.`).join('\n');
+/** ~2,200 tokens. */
+const LONG = lines(110);
+/** ~4,000 tokens. */
+const LONGER = lines(200);
+const FIXTURES = process.env.POCKETLM_FIXTURES ?? path.join(import.meta.dirname, '..', '..', 'target', 'fixtures');
 
 engineSuite('long context (SmolLM2-135M-Instruct Q4_1)', () => {
   describe('long prompts and chats past the window (SmolLM2-135M-Instruct Q4_1)', () => {
     const env = new PageEnv();
     before(async () => {
       await env.start();
-      await env.load('long', { contextSize: 4096, threads: 1 });
+      await env.load('long', { threads: 1 });
       await env.load('small', { contextSize: 512, threads: 1 });
     });
     after(() => env.stop());
 
-    it('a ~2,200-token prompt prefills in chunks with monotone progress ending at total', async () => {
+    it('the default context is auto: SmolLM2 gets its trained 8192 positions with an f16 KV cache', async () => {
+      const info = await env.page.evaluate(() => window.models.long.info);
+      assert.equal(info.kvType, 'f16');
+      assert.equal(info.trainContext, 8192);
+      // f16 keys and values of 30 layers x 192 values at 8192 positions: 180 MiB, within max(256 MiB, file / 4).
+      assert.equal(info.kvBytes, 2 * 30 * 192 * 2 * 8192);
+      assert.equal(info.contextSize, 8192);
+    });
+
+    it('a ~4,000-token prompt prefills in chunks with monotone progress ending at total', async () => {
       const out = await env.page.evaluate(async (prompt) => {
         const lm = window.models.long;
         const events = [];
@@ -33,9 +51,9 @@ engineSuite('long context (SmolLM2-135M-Instruct Q4_1)', () => {
           text += piece;
         }
         return { events, stats: lm.lastStats, ttft, text };
-      }, LONG);
+      }, LONGER);
       const { events, stats } = out;
-      assert.ok(stats.promptTokens >= 2000 && stats.promptTokens <= 4000, `${stats.promptTokens} prompt tokens`);
+      assert.ok(stats.promptTokens >= 3800 && stats.promptTokens <= 4400, `${stats.promptTokens} prompt tokens`);
       assert.ok(events.length > 1, `${events.length} progress events`);
       for (let i = 0; i < events.length; i++) {
         assert.equal(events[i].total, stats.prefilledTokens);
@@ -43,9 +61,31 @@ engineSuite('long context (SmolLM2-135M-Instruct Q4_1)', () => {
       }
       assert.equal(events.at(-1).done, events.at(-1).total);
       assert.ok(stats.generatedTokens > 0);
+      // The text goes on with the pattern: the next line's number.
+      assert.match(out.text, /201/, JSON.stringify(out.text));
       console.log(`# prefill ${stats.prefilledTokens} tokens: ${stats.prefillTokensPerSecond.toFixed(1)} tok/s, `
-        + `time to first piece ${out.ttft?.toFixed(0)} ms, 1 thread`);
+        + `time to first piece ${out.ttft?.toFixed(0)} ms, 1 thread, f16 KV`);
     });
+
+    for (const kvType of ['q8_0', 'f32']) {
+      it(`kvType ${kvType}: the greedy continuation equals the native CLI's with the same KV type`, async (t) => {
+        const file = path.join(FIXTURES, `e2e_greedy_prose_${kvType}.json`);
+        if (!fs.existsSync(file)) {
+          if (REQUIRED) assert.fail(`${file} is missing (scripts/e2e_greedy.sh)`);
+          return t.skip(`${file} is missing`);
+        }
+        const fx = JSON.parse(fs.readFileSync(file, 'utf8'));
+        const info = await env.load(kvType, { kvType, contextSize: 512, threads: 1 });
+        assert.equal(info.kvType, kvType);
+        const text = await env.page.evaluate(async ([name, f]) => {
+          const lm = window.models[name];
+          const text = await lm.complete(f.prompt, { temperature: 0, maxTokens: f.maxTokens });
+          await lm.unload();
+          return text;
+        }, [kvType, fx]);
+        assert.equal(text, fx.text);
+      });
+    }
 
     it('abort mid-prefill rejects with code aborted; the next call works and reuses what was prefilled', async () => {
       const out = await env.page.evaluate(async (prompt) => {
