@@ -25,10 +25,10 @@ const quiet = {
 
 const engines = {
   pocketlm: {
-    async load({ modelUrl, contextSize, threads = 1 }) {
+    async load({ modelUrl, contextSize, threads = 1, kvType }) {
       const { PocketLM } = await import(new URL('index.js', new URL(PKG, location.href)).href);
       const t0 = performance.now();
-      const lm = await PocketLM.load(modelUrl, { contextSize, threads });
+      const lm = await PocketLM.load(modelUrl, { contextSize, threads, kvType });
       const loadMs = performance.now() - t0;
       return { loadMs, handle: { lm }, info: { ...lm.info } };
     },

@@ -5,6 +5,7 @@
 //
 //   node bench/run.mjs [--browser chromium|firefox|webkit] [--runs N] [--tokens N] [--engines pocketlm,wllama]
 //                      [--threads 1,2] [--models A.gguf,B.gguf] [--native-runs N] [--no-native] [--ctx N]
+//                      [--prompt-repeat N] [--kv-type f16|q8_0|f32]
 // Outside Chromium the wasm memory figure is not measured (it reads the engines' workers through Playwright).
 // Each engine runs at each thread count (pocketlm `threads`, wllama `n_threads`) on a cross-origin isolated page,
 // which both need for threads; a column is named "<engine> <threads>T".
@@ -19,7 +20,9 @@ import { launchBrowser, TestServer, MODELS_DIR, REPO, ALL_BROWSERS, SAFARI_WEBKI
 
 // 128 tokens of plain prose with SmolLM2's tokenizer (which adds no BOS); each run prints the count both engines
 // report, and pocketlm's tokenize() count. Raw continuation, no chat template, so both engines see the same tokens.
-const PROMPT = fs.readFileSync(new URL('./prompt.txt', import.meta.url), 'utf8');
+// --prompt-repeat N joins N copies (blank-line separated) for long-prompt figures (16: ~2,000 tokens).
+const BASE_PROMPT = fs.readFileSync(new URL('./prompt.txt', import.meta.url), 'utf8');
+let PROMPT = BASE_PROMPT;
 
 const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 // The other models `make models` provides (the SmolLM2 variants requantized by scripts/make_variants.py, and
@@ -28,7 +31,7 @@ const OTHER_MODELS = ['SmolLM2-135M-Instruct.Q8_0.gguf', 'SmolLM2-135M-Instruct.
 
 function parseArgs(argv) {
   const o = { browser: 'chromium', runs: 3, tokens: 128, engines: ['pocketlm', 'wllama'], threads: [1, 2], models: null,
-    nativeRuns: null, native: true, ctx: 512 };
+    nativeRuns: null, native: true, ctx: 512, promptRepeat: 1, kvType: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -47,6 +50,8 @@ function parseArgs(argv) {
     else if (a === '--tokens') o.tokens = int('--tokens');
     else if (a === '--native-runs') o.nativeRuns = int('--native-runs');
     else if (a === '--ctx') o.ctx = int('--ctx');
+    else if (a === '--prompt-repeat') o.promptRepeat = int('--prompt-repeat');
+    else if (a === '--kv-type') o.kvType = val();
     else if (a === '--no-native') o.native = false;
     else if (a === '--engines') o.engines = val().split(',').filter(Boolean);
     else if (a === '--models') o.models = val().split(',').filter(Boolean);
@@ -58,7 +63,7 @@ function parseArgs(argv) {
     }
     else if (a === '-h' || a === '--help') {
       console.log('usage: bench/run.mjs [--browser chromium|firefox|webkit] [--runs N] [--tokens N] [--engines pocketlm,wllama] [--threads 1,2] '
-        + '[--models A.gguf,...] [--native-runs N] [--no-native] [--ctx N]');
+        + '[--models A.gguf,...] [--native-runs N] [--no-native] [--ctx N] [--prompt-repeat N] [--kv-type f16|q8_0|f32]');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -74,7 +79,7 @@ function parseArgs(argv) {
       throw new Error(`model ${m} is not in ${MODELS_DIR} (give file names from that directory)`);
     }
   }
-  if (o.ctx < o.tokens + 160) throw new Error(`--ctx ${o.ctx} is too small for the prompt + ${o.tokens} tokens`);
+  if (o.ctx < o.tokens + 160 * o.promptRepeat) throw new Error(`--ctx ${o.ctx} is too small for the prompt + ${o.tokens} tokens`);
   return o;
 }
 
@@ -286,7 +291,7 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
   const idleBeforeLoadMs = await gotoBench(page, origin, engine);
   const loadavg = load();
   const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
-    [engineKind(engine), { modelUrl, contextSize: opts.ctx, threads }]);
+    [engineKind(engine), { modelUrl, contextSize: opts.ctx, threads, kvType: opts.kvType }]);
   const mem = await wasmMemory(page);
   const tokenizerCount = await page.evaluate((p) => window.bench.promptTokens(p), PROMPT);
   const idleBeforeGenerateMs = await warmUp(page);
@@ -338,7 +343,7 @@ async function runOnce(page, origin, engine, threads, modelUrl, opts) {
 async function profileRun(page, origin, modelUrl, opts, threads) {
   await gotoBench(page, origin);
   const l = await page.evaluate(([e, o]) => window.bench.load(e, o),
-    ['pocketlm', { modelUrl, contextSize: opts.ctx, threads }]);
+    ['pocketlm', { modelUrl, contextSize: opts.ctx, threads, kvType: opts.kvType }]);
   await warmUp(page);
   const g = await page.evaluate(([p, n]) => window.bench.generate({ prompt: p, tokens: n, profile: true }),
     [PROMPT, opts.tokens]);
@@ -396,6 +401,7 @@ function table(rows) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.promptRepeat > 1) PROMPT = Array(opts.promptRepeat).fill(BASE_PROMPT.trim()).join('\n\n');
   const t0 = Date.now();
   const started = { date: new Date().toISOString(), loadavg: load(), cpus: os.cpus().length,
     cpu: os.cpus()[0]?.model ?? '?' };
