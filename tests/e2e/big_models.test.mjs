@@ -85,7 +85,10 @@ if (reason && REQUIRED) {
           assert.equal(entry?.complete, true);
           assert.equal(entry.size, size);
           const OVERHEAD = 64 * MB;
-          const kv = 2 * LLAMA_1B.layers * CONTEXT * LLAMA_1B.kvDim * 4;
+          // A full KV cache at CONTEXT in the default type (f16: 2 bytes a value).
+          const kv = 2 * LLAMA_1B.layers * CONTEXT * LLAMA_1B.kvDim * 2;
+          assert.equal(r.value.kvType, 'f16');
+          assert.equal(r.value.kvBytes, kv);
           const mem = r.value.memoryBytes;
           console.log(`${name}: ${(size / MB).toFixed(0)} MB file, wasm memory ${(mem / MB).toFixed(0)} MB `
             + `(file + KV ${((size + kv) / MB).toFixed(0)} MB), load ${JSON.stringify(r.value.loadTimings)}`);
