@@ -505,6 +505,9 @@ pub struct State {
     /// The current conversation's keys and values, grown as positions are used ([`KvCache`]); the engine swaps
     /// sessions' caches in and out of here, the scratch above is shared by all of them.
     pub kv: KvCache,
+    /// (2, kv capacity, kv_dim): one layer's cached keys, then values, decoded to f32 for a batch of queries when
+    /// the cache is f16/q8_0 (grown with the cache by a batched forward; empty otherwise).
+    kv_f32: Vec<f32>,
     pub logits: Vec<f32>,  // (vocab)
     /// Time per stage of `forward`, when profiling (see [`crate::profile`]); the caller calls `start()`.
     pub profile: Option<Profile>,
@@ -550,6 +553,7 @@ impl State {
             mm: alloc_f32(MAX_BATCH * mm_rows, "activations")?,
             kv_type,
             kv,
+            kv_f32: Vec::new(),
             logits: alloc_f32(c.vocab_size, "logits")?,
             profile: None,
         })
@@ -559,7 +563,7 @@ impl State {
     pub fn bytes(&self) -> usize {
         4 * (self.x.len() + self.xb.len() + self.xb2.len() + self.q.len() + self.k.len() + self.v.len()
             + self.hb.len() + self.hb2.len() + self.att.len() + self.rope_cs.len() + self.mm.len()
-            + self.logits.len())
+            + self.logits.len() + self.kv_f32.len())
             + self.act_q.len()
             + self.kv_bytes()
     }
@@ -623,9 +627,15 @@ impl Model {
         if pos + tokens.len() > s.context {
             return Err(Error::ContextOverflow { needed: pos + tokens.len(), context: s.context });
         }
-        // The one allocation of a forward pass: the cache grows (by pages) to positions it has not held yet.
+        // The one allocation of a forward pass: the cache grows (by pages) to positions it has not held yet (and
+        // with an f16/q8_0 cache, a batch's decoded copy of one layer's rows with it).
         s.kv.reserve(pos + tokens.len())?;
         let c = &self.config;
+        let decoded = 2 * s.kv.capacity() * c.kv_dim();
+        if tokens.len() > 1 && s.kv.kv_type() != KvType::F32 && s.kv_f32.len() < decoded {
+            s.kv_f32 = Vec::new();
+            s.kv_f32 = alloc_f32(decoded, "decoded KV rows")?;
+        }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
             return Err(Error::InvalidArgument(format!("token id {bad} outside the vocabulary of {}", c.vocab_size)));
         }
@@ -753,6 +763,18 @@ impl Model {
                 let (k, v) = (s.kv.key.rows(rows.clone()), s.kv.value.rows(rows));
                 attend_token(team, c, &s.q[..qd], k, v, ctx, &mut s.att, &mut s.xb[..qd]);
             } else {
+                // A batch with an f16/q8_0 cache: the layer's rows decoded once for all its queries, then the f32
+                // kernels (the same bits as the in-place kernels, simd/src/kv.rs, at a fraction of the conversions).
+                let (layer_k, layer_v) = if n > 1 && !matches!(layer_k, KvRows::F32(_)) {
+                    let rows = (pos + n) * kvd;
+                    let half = s.kv_f32.len() / 2;
+                    let (kd, vd) = s.kv_f32.split_at_mut(half);
+                    layer_k.decode(&mut kd[..rows]);
+                    layer_v.decode(&mut vd[..rows]);
+                    (KvRows::F32(&kd[..rows]), KvRows::F32(&vd[..rows]))
+                } else {
+                    (layer_k, layer_v)
+                };
                 let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));
                 team.run(c.n_heads, &|h| {
                     // SAFETY: task h alone uses scores row h.

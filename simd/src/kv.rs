@@ -122,6 +122,41 @@ impl<'a> KvRows<'a> {
     }
 }
 
+// The byte views below hand the stored values to code that reads little-endian bytes (ggml's layouts).
+const _: () = assert!(cfg!(target_endian = "little"), "the KV byte views assume a little-endian target");
+
+/// f16 bits as their little-endian bytes.
+pub(crate) fn u16_bytes(x: &[u16]) -> &[u8] {
+    // SAFETY: any u16 memory is valid as bytes (alignment 1, no invalid values); same lifetime and span.
+    unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
+}
+
+/// q8_0 blocks as ggml's `block_q8_0` bytes.
+pub(crate) fn block_bytes(x: &[BlockQ8]) -> &[u8] {
+    // SAFETY: BlockQ8 is repr(C) u16 + [i8; 32], 34 bytes with no padding (size asserted above), so every byte is
+    // initialized; same lifetime and span.
+    unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
+}
+
+impl KvRows<'_> {
+    /// The first `out.len()` values of this view, as [`KvRows::row_f32`] gives them, through the (vectorized)
+    /// dequantizer of the same format: for a batch of queries that read the same rows, decoding once and running the
+    /// f32 kernels gives the bits of the in-place kernels at a fraction of the conversions. q8_0: the view must start
+    /// on a block and `out` be whole blocks.
+    #[track_caller]
+    pub fn decode(&self, out: &mut [f32]) {
+        let n = out.len();
+        match *self {
+            KvRows::F32(s) => out.copy_from_slice(&s[..n]),
+            KvRows::F16(s, o) => crate::dequantize_row(crate::GgmlType::F16, u16_bytes(&s[o..o + n]), out),
+            KvRows::Q8_0(b, o) => {
+                assert!(o % Q8_BLOCK == 0 && n % Q8_BLOCK == 0, "q8_0 decode of {n} values at {o}: not whole blocks");
+                crate::dequantize_row(crate::GgmlType::Q8_0, block_bytes(&b[o / Q8_BLOCK..(o + n) / Q8_BLOCK]), out)
+            }
+        }
+    }
+}
+
 /// Encodes `x` as f16 bits (round to nearest even).
 pub fn store_f16(x: &[f32], out: &mut [u16]) {
     assert_eq!(x.len(), out.len(), "store_f16: length mismatch");
@@ -304,6 +339,21 @@ mod tests {
         attn_values(&probs, KvRows::Q8_0(&k8, 16), kvd, &mut oa);
         ops::attn_values(&probs, &dec[16..], kvd, &mut ob);
         assert_eq!(oa, ob);
+    }
+
+    #[test]
+    fn decode_gives_the_values_of_row_f32() {
+        let x = data(4 * 64, 9, 5.0);
+        let mut h = vec![0u16; x.len()];
+        store_f16(&x, &mut h);
+        let mut b = vec![BlockQ8::default(); x.len() / 32];
+        store_q8_0(&x, &mut b);
+        for rows in [KvRows::F16(&h, 32), KvRows::Q8_0(&b, 64)] {
+            let (mut a, mut want) = (vec![0.0; 128], vec![0.0; 128]);
+            rows.decode(&mut a);
+            rows.row_f32(0, &mut want);
+            assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::common::*;
 use super::float::{scores_in, values_in, FloatRow, F16};
-use crate::kv::{scalar, BlockQ8, KvRows, Q8_BLOCK};
+use crate::kv::{block_bytes, scalar, u16_bytes, KvRows, Q8_BLOCK};
 use core::arch::wasm32::*;
 
 /// q8_0 blocks (ggml's `block_q8_0`: f16 `d`, then 32 signed codes) as a row of floats `d * q`.
@@ -29,18 +29,6 @@ impl FloatRow for Q8 {
         let b = i / Q8_BLOCK * Self::BYTES;
         f16_at(w, b) * w[b + 2 + i % Q8_BLOCK] as i8 as f32
     }
-}
-
-fn u16_bytes(x: &[u16]) -> &[u8] {
-    // SAFETY: any u16 memory is valid as bytes (alignment 1, no invalid values); same lifetime and span. wasm32 is
-    // little-endian, the byte order the f16 loads expect.
-    unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
-}
-
-fn block_bytes(x: &[BlockQ8]) -> &[u8] {
-    // SAFETY: BlockQ8 is repr(C) u16 + [i8; 32], 34 bytes with no padding (size asserted in crate::kv), so every byte
-    // is initialized; same lifetime and span; `d` is little-endian on wasm32 as ggml's layout wants.
-    unsafe { core::slice::from_raw_parts(x.as_ptr() as *const u8, core::mem::size_of_val(x)) }
 }
 
 /// [`crate::kv::attn_scores`] for f16 and q8_0 keys (lengths checked there). q8_0 rows that do not start on a
