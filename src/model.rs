@@ -505,8 +505,8 @@ pub struct State {
     /// The current conversation's keys and values, grown as positions are used ([`KvCache`]); the engine swaps
     /// sessions' caches in and out of here, the scratch above is shared by all of them.
     pub kv: KvCache,
-    /// (2, kv capacity, kv_dim): one layer's cached keys, then values, decoded to f32 for a batch of queries when
-    /// the cache is f16/q8_0 (grown with the cache by a batched forward; empty otherwise).
+    /// (2, kv capacity, kv_dim): one layer's cached keys, then values, decoded to f32 for the queries that read
+    /// them when the cache is f16/q8_0 (grown with the cache; empty for f32).
     kv_f32: Vec<f32>,
     pub logits: Vec<f32>,  // (vocab)
     /// Time per stage of `forward`, when profiling (see [`crate::profile`]); the caller calls `start()`.
@@ -628,11 +628,12 @@ impl Model {
             return Err(Error::ContextOverflow { needed: pos + tokens.len(), context: s.context });
         }
         // The one allocation of a forward pass: the cache grows (by pages) to positions it has not held yet (and
-        // with an f16/q8_0 cache, a batch's decoded copy of one layer's rows with it).
+        // with an f16/q8_0 cache, the decoded copy of one layer's rows with it).
         s.kv.reserve(pos + tokens.len())?;
         let c = &self.config;
         let decoded = 2 * s.kv.capacity() * c.kv_dim();
-        if tokens.len() > 1 && s.kv.kv_type() != KvType::F32 && s.kv_f32.len() < decoded {
+        let shared = tokens.len() > 1 || c.n_heads > c.n_kv_heads;
+        if shared && s.kv.kv_type() != KvType::F32 && s.kv_f32.len() < decoded {
             s.kv_f32 = Vec::new();
             s.kv_f32 = alloc_f32(decoded, "decoded KV rows")?;
         }
@@ -754,27 +755,35 @@ impl Model {
             // runs it. Decode on several threads: `attend_token`.
             let group = c.n_heads / c.n_kv_heads;
             let ctx = s.context;
-            let layer = li * cap * kvd..(li + 1) * cap * kvd;
-            let (layer_k, layer_v) = (s.kv.key.rows(layer.clone()), s.kv.value.rows(layer));
+            // Rows 0..pos + n of this layer (row j at j * kvd).
+            let rows = (pos + n) * kvd;
+            let layer = li * cap * kvd..li * cap * kvd + rows;
+            let (mut layer_k, mut layer_v) = (s.kv.key.rows(layer.clone()), s.kv.value.rows(layer));
+            // Several queries reading an f16/q8_0 layer (a batch, or the query heads that share a KV head): its rows
+            // decoded once for all of them (keys and values, two tasks), then the f32 kernels. The same bits as the
+            // in-place kernels (simd/src/kv.rs), which convert each row again for every query.
+            if (n > 1 || group > 1) && !matches!(layer_k, KvRows::F32(_)) {
+                let half = s.kv_f32.len() / 2;
+                let (kd, vd) = s.kv_f32.split_at_mut(half);
+                let (kd, vd) = (Disjoint::new(&mut kd[..rows]), Disjoint::new(&mut vd[..rows]));
+                team.run(2, &|i| {
+                    // SAFETY: task 0 alone writes the keys' copy, task 1 the values'.
+                    unsafe {
+                        if i == 0 {
+                            layer_k.decode(kd.slice(0..rows))
+                        } else {
+                            layer_v.decode(vd.slice(0..rows))
+                        }
+                    }
+                });
+                (layer_k, layer_v) = (KvRows::F32(&s.kv_f32[..rows]), KvRows::F32(&s.kv_f32[half..half + rows]));
+            }
             if n == 1 && team.threads() > 1 {
                 // Decode on several threads: split so that threads do not read the same KV head twice.
                 let start = if sliding && pos + 1 > c.sliding_window { pos + 1 - c.sliding_window } else { 0 };
-                let rows = li * cap * kvd + start * kvd..li * cap * kvd + (pos + 1) * kvd;
-                let (k, v) = (s.kv.key.rows(rows.clone()), s.kv.value.rows(rows));
+                let (k, v) = (layer_k.skip(start * kvd), layer_v.skip(start * kvd));
                 attend_token(team, c, &s.q[..qd], k, v, ctx, &mut s.att, &mut s.xb[..qd]);
             } else {
-                // A batch with an f16/q8_0 cache: the layer's rows decoded once for all its queries, then the f32
-                // kernels (the same bits as the in-place kernels, simd/src/kv.rs, at a fraction of the conversions).
-                let (layer_k, layer_v) = if n > 1 && !matches!(layer_k, KvRows::F32(_)) {
-                    let rows = (pos + n) * kvd;
-                    let half = s.kv_f32.len() / 2;
-                    let (kd, vd) = s.kv_f32.split_at_mut(half);
-                    layer_k.decode(&mut kd[..rows]);
-                    layer_v.decode(&mut vd[..rows]);
-                    (KvRows::F32(&kd[..rows]), KvRows::F32(&vd[..rows]))
-                } else {
-                    (layer_k, layer_v)
-                };
                 let (q, xb, att) = (&s.q, Disjoint::new(&mut s.xb), Disjoint::new(&mut s.att));
                 team.run(c.n_heads, &|h| {
                     // SAFETY: task h alone uses scores row h.
