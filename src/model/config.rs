@@ -176,8 +176,8 @@ impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Config> {
         let arch = g.architecture()?.to_string();
         let Some(traits) = Arch::of(&arch) else {
-            let known: Vec<&str> = ARCHS.iter().map(|a| a.name).collect();
-            return Err(Error::Unsupported(format!("model architecture '{arch}' (pocketlm runs: {})", known.join(", "))));
+            let known = ARCHS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ");
+            return Err(Error::Unsupported(format!("model architecture '{arch}' (pocketlm runs: {known})")));
         };
         let req = |suffix: &str| -> Result<u64> {
             g.arch_u64(suffix)?.ok_or_else(|| Error::MissingKey(format!("{arch}.{suffix}")))
