@@ -57,7 +57,7 @@ impl ResponseFormat {
                 let Value::Object(map) = schema else {
                     // `true` / `false` schemas are valid JSON Schema but useless (anything / nothing) here.
                     return Err(Error::InvalidArgument(format!(
-                        "responseFormat json_schema: the schema must be a JSON object, got {}",
+                        "response format json_schema: the schema must be a JSON object, got {}",
                         short_json(schema)
                     )));
                 };
@@ -73,7 +73,7 @@ impl ResponseFormat {
             }
             ResponseFormat::Regex { pattern } => {
                 if pattern.is_empty() {
-                    return Err(Error::InvalidArgument("responseFormat regex: the pattern is empty".into()));
+                    return Err(Error::InvalidArgument("response format regex: the pattern is empty".into()));
                 }
                 let p = pattern.strip_prefix('^').unwrap_or(pattern);
                 let p = match p.strip_suffix('$') {
@@ -84,7 +84,7 @@ impl ResponseFormat {
             }
             ResponseFormat::Grammar { lark } => {
                 if lark.trim().is_empty() {
-                    return Err(Error::InvalidArgument("responseFormat grammar: the Lark grammar is empty".into()));
+                    return Err(Error::InvalidArgument("response format grammar: the Lark grammar is empty".into()));
                 }
                 TopLevelGrammar::from_lark(lark.clone())
             }
@@ -270,10 +270,10 @@ impl Grammars {
         let parser = self
             .factory
             .create_parser(grammar)
-            .map_err(|e| Error::InvalidArgument(format!("responseFormat {}: {}", format.kind(), first_line(&e.to_string()))))?;
+            .map_err(|e| Error::InvalidArgument(format!("response format {}: {}", format.kind(), first_line(&e.to_string()))))?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {
-            return Err(Error::InvalidArgument(format!("responseFormat {}: {}", format.kind(), first_line(&e))));
+            return Err(Error::InvalidArgument(format!("response format {}: {}", format.kind(), first_line(&e))));
         }
         if compiled.len() >= COMPILED_KEPT {
             compiled.remove(0);
@@ -320,7 +320,7 @@ impl Constraint {
     pub fn start(&mut self) -> Result<Vec<u32>> {
         let ff = self.matcher.consume_ff_tokens();
         if let Some(e) = self.matcher.get_error() {
-            return Err(Error::InvalidArgument(format!("responseFormat: {}", first_line(&e))));
+            return Err(Error::InvalidArgument(format!("response format: {}", first_line(&e))));
         }
         self.forced += ff.len();
         Ok(ff)

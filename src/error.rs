@@ -25,7 +25,7 @@ pub enum Error {
     UnknownTensor { name: String, arch: String },
     #[error("tensor '{name}' has shape {got:?}, expected {expected:?}")]
     BadShape { name: String, got: Vec<u64>, expected: Vec<u64> },
-    #[error("the prompt needs {needed} tokens but the context holds {context}: shorten the prompt or load with a larger contextSize")]
+    #[error("the prompt needs {needed} tokens but the context holds {context}: shorten the prompt or load the model with a larger context")]
     ContextOverflow { needed: usize, context: usize },
     #[error("tokenizer: {0}")]
     Tokenizer(String),

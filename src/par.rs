@@ -12,7 +12,8 @@
 //!
 //! Tasks are claimed dynamically (an atomic counter), so a helper the OS has descheduled only delays the tasks it
 //! took; the caller's thread takes the rest. Which thread runs a task never changes what it computes: callers split
-//! work into tasks whose results do not depend on the split (see `model.rs`), so N threads give the same bits as 1.
+//! work into tasks whose results do not depend on the split (see `model/forward.rs`), so N threads give the same
+//! bits as 1.
 
 use std::cell::Cell;
 use std::marker::PhantomData;

@@ -14,8 +14,8 @@ use pocketlm_simd as k;
 /// Weights one [`project`] call takes at most.
 pub const MAX_OUTS: usize = 3;
 
-/// Token count from which per-token work around the products (activation quantization; in `model.rs` norms, RoPE)
-/// is worth a parallel loop of its own.
+/// Token count from which per-token work around the products (activation quantization; in `model/forward.rs` norms,
+/// RoPE) is worth a parallel loop of its own.
 pub const PARALLEL_TOKENS: usize = 4;
 
 /// One weight of a [`project`] call and its output, token-major `(n, w.rows)`.

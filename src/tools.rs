@@ -56,7 +56,7 @@ impl ToolChoice {
     pub fn from_json(v: Option<&Value>) -> Result<ToolChoice> {
         let bad = || {
             Error::InvalidArgument(
-                "toolChoice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}".into(),
+                "the tool choice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}".into(),
             )
         };
         Ok(match v {
@@ -129,7 +129,7 @@ pub fn tool_format(tools: &[Tool], choice: &ToolChoice) -> Result<Option<Respons
         ToolChoice::Named(name) => {
             let t: Vec<&Tool> = tools.iter().filter(|t| &t.function.name == name).collect();
             if t.is_empty() {
-                return Err(Error::InvalidArgument(format!("toolChoice names '{name}', which is not among the tools")));
+                return Err(Error::InvalidArgument(format!("the tool choice names '{name}', which is not among the tools")));
             }
             t
         }

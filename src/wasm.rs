@@ -26,8 +26,13 @@ fn js_error(code: &str, message: &str) -> JsValue {
     e.into()
 }
 
+/// The engine's error as a `PocketLMError`. The engine names things ("a larger context"); where the fix is a JS
+/// option, the option's name is added here, at the boundary that owns the JS shapes.
 fn to_js(e: Error) -> JsValue {
-    js_error(e.code(), &e.to_string())
+    match e {
+        Error::ContextOverflow { .. } => js_error(e.code(), &format!("{e} (the load option contextSize)")),
+        e => js_error(e.code(), &e.to_string()),
+    }
 }
 
 #[wasm_bindgen(start)]

@@ -6,7 +6,9 @@ const CACHE = 'pocketlm-demo-v1';
 const SCOPE = new URL('./', self.location).pathname; // e.g. /www/
 const PKG = new URL('../pkg/dist/', self.location).pathname; // the built npm package next to the site
 const DEV = `${SCOPE}dev/`; // development-only fake engine: never cached
-const SITE = ['./', './index.html', './app.js', './format.js', './tools.js', './style.css', './favicon.svg'];
+const SITE = ['./', './index.html', './app.js', './format.js', './tools.js', './style.css', './favicon.svg',
+  './panels/page.js', './panels/model.js', './panels/storage.js', './panels/tabs.js', './panels/settings.js',
+  './panels/chat.js', './panels/tools.js'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SITE)).then(() => self.skipWaiting()));

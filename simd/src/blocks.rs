@@ -7,8 +7,8 @@
 //! has no padding either), multi-byte fields little-endian.
 //!
 //! A weight row of `n` elements is `n / block_size` consecutive blocks (`GgmlType::row_bytes`). The bytes usually come
-//! straight from the model file in memory, so nothing here assumes alignment: every accessor reads with
-//! `from_le_bytes` / `half::f16::from_bits` and never reinterprets memory.
+//! straight from the model file in memory, so nothing here assumes alignment: every accessor reads with the
+//! little-endian readers of [`crate::bytes`] and never reinterprets memory.
 //!
 //! Each `Block*` type wraps a `&[u8; SIZE]`; `new` panics when given a slice of another length (a caller bug: the
 //! kernels only ever pass `chunks_exact(SIZE)` pieces). Field offsets are public consts so the quantizers (and SIMD
@@ -22,75 +22,9 @@ pub const QK_K: usize = 256;
 /// Bytes of the packed 6-bit scales/mins of Q4_K and Q5_K, and of the packed 6-bit scales of Q3_K.
 pub const K_SCALE_SIZE: usize = 12;
 
-/// An IEEE half at `b[off..off + 2]`, little-endian, widened exactly to f32.
-#[inline(always)]
-pub fn f16_at(b: &[u8], off: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
-}
-
-/// IEEE half bits -> f32, exact (same value as `half::f16::from_bits(h).to_f32()`, checked for all 65536 inputs
-/// in the tests). Written out because it runs once or more per block in every kernel: `half` checks for the x86
-/// F16C instruction at run time on every call and uses a branchy fallback elsewhere (wasm32).
-#[inline(always)]
-pub fn f16_to_f32(h: u16) -> f32 {
-    // Exponent and mantissa moved to their f32 positions; multiplying by 2^112 rebiases the exponent (15 -> 127)
-    // exactly and turns half subnormals into normal f32s. Exponent 31 (inf / NaN) is mapped to 255 instead.
-    let mag = ((h & 0x7fff) as u32) << 13;
-    let v = if h & 0x7c00 == 0x7c00 {
-        mag | 0x7f80_0000
-    } else {
-        (f32::from_bits(mag) * f32::from_bits(0x7780_0000)).to_bits()
-    };
-    f32::from_bits(v | (((h & 0x8000) as u32) << 16))
-}
-
-/// An f32 at `b[off..off + 4]`, little-endian.
-#[inline(always)]
-pub fn f32_at(b: &[u8], off: usize) -> f32 {
-    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// A bfloat16 at `b[off..off + 2]`, little-endian, widened exactly to f32 (bf16 is the top half of an f32).
-#[inline(always)]
-pub fn bf16_at(b: &[u8], off: usize) -> f32 {
-    f32::from_bits((u16::from_le_bytes([b[off], b[off + 1]]) as u32) << 16)
-}
-
-/// An i16 at `b[off..off + 2]`, little-endian.
-#[inline(always)]
-pub fn i16_at(b: &[u8], off: usize) -> i16 {
-    i16::from_le_bytes([b[off], b[off + 1]])
-}
-
-/// A u32 at `b[off..off + 4]`, little-endian.
-#[inline(always)]
-pub fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// f32 -> IEEE half bits, round to nearest even, overflow to ±inf (as ggml's `GGML_FP32_TO_FP16` and numpy's
-/// `astype(float16)` do).
-#[inline(always)]
-pub fn f16_bits(v: f32) -> u16 {
-    half::f16::from_f32(v).to_bits()
-}
-
-/// f32 -> bfloat16 bits, round to nearest even; NaN stays NaN (quieted), as ggml's `ggml_compute_fp32_to_bf16`.
-#[inline(always)]
-pub fn bf16_bits(v: f32) -> u16 {
-    let u = v.to_bits();
-    if (u & 0x7fff_ffff) > 0x7f80_0000 {
-        // NaN: keep sign and top payload bits, force the quiet bit so truncation cannot make it an infinity.
-        return ((u >> 16) | 64) as u16;
-    }
-    ((u as u64 + 0x7fff + ((u >> 16) & 1) as u64) >> 16) as u16
-}
-
-/// Writes `v` rounded to an IEEE half at `b[off..off + 2]`, little-endian.
-#[inline(always)]
-pub fn put_f16(b: &mut [u8], off: usize, v: f32) {
-    b[off..off + 2].copy_from_slice(&f16_bits(v).to_le_bytes());
-}
+// The little-endian field readers and half / bfloat16 conversions live in crate::bytes; re-exported here so
+// `blocks::*` gives a block kernel everything it reads fields with.
+pub use crate::bytes::*;
 
 #[inline(always)]
 fn arr<const N: usize>(b: &[u8], off: usize) -> &[u8; N] {
@@ -549,42 +483,6 @@ mod tests {
             assert_eq!(t.type_size(), size, "{t}");
             assert_eq!(t.block_size(), bs, "{t}");
         }
-    }
-
-    #[test]
-    fn little_endian_and_unaligned_reads() {
-        // A half at an odd offset: 1.5 = 0x3e00.
-        let b = [0xaa, 0x00, 0x3e, 0x00, 0x00, 0xc0, 0x3f];
-        assert_eq!(f16_at(&b, 1), 1.5);
-        assert_eq!(f32_at(&b, 3), 1.5);
-        assert_eq!(bf16_at(&b, 5), 1.5);
-        assert_eq!(i16_at(&[0xfe, 0xff], 0), -2);
-        assert_eq!(u32_at(&[1, 2, 3, 4, 5], 1), 0x0504_0302);
-    }
-
-    #[test]
-    fn f16_to_f32_matches_half_for_every_value() {
-        for h in 0..=u16::MAX {
-            let (ours, theirs) = (f16_to_f32(h), half::f16::from_bits(h).to_f32());
-            assert!(
-                ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()),
-                "{h:#06x}"
-            );
-        }
-    }
-
-    #[test]
-    fn half_and_bfloat_rounding() {
-        // Halfway between two halves rounds to the even one: 1 + 2^-11 -> 1.0; 1 + 3*2^-11 -> 1 + 2^-9.
-        assert_eq!(f16_bits(1.0 + 2f32.powi(-11)), 0x3c00);
-        assert_eq!(f16_bits(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
-        assert_eq!(f16_bits(70000.0), 0x7c00);
-        // bf16: 1 + 2^-8 is halfway -> 1.0 (even); 1 + 3*2^-8 -> 1 + 2^-6.
-        assert_eq!(bf16_bits(1.0 + 2f32.powi(-8)), 0x3f80);
-        assert_eq!(bf16_bits(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
-        assert!(f32::from_bits((bf16_bits(f32::NAN) as u32) << 16).is_nan());
-        // A NaN whose payload lives only in the low 16 bits must not become an infinity.
-        assert!(f32::from_bits((bf16_bits(f32::from_bits(0x7f80_0001)) as u32) << 16).is_nan());
     }
 
     #[test]

@@ -9,19 +9,22 @@
 
 pub mod types;
 pub use types::GgmlType;
+pub mod bytes;
 pub mod blocks;
 pub mod ops;
 pub mod reference;
 pub mod kv;
 
-// The kernels behind the dispatch functions below: SIMD128 on wasm32 built with `+simd128` (relaxed SIMD when also
-// built with `+relaxed-simd`), the scalar reference everywhere else.
+// The kernels behind the dispatch functions below and in `ops`: SIMD128 on wasm32 built with `+simd128` (relaxed
+// SIMD when also built with `+relaxed-simd`), the scalar reference everywhere else. Every public entry point
+// chooses with the same two lines:
+//     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+//     return simd128::f(..);
+//     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+//     reference::f(..)
+// (the second `cfg` keeps the reference call from being unreachable code in the SIMD builds).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-use simd128 as backend;
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-use reference as backend;
 
 /// Dequantizes one row of any supported weight type (and of the activation types Q8_0 / Q8_1 / Q8_K):
 /// `dst.len()` elements from `src` = `t.row_bytes(dst.len())` bytes.
@@ -30,7 +33,10 @@ use reference as backend;
 /// or a type that is neither a supported weight type nor an activation type.
 #[track_caller]
 pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) {
-    backend::dequantize_row(t, src, dst)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::dequantize_row(t, src, dst);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    reference::dequantize_row(t, src, dst)
 }
 
 /// Quantizes one activation row for weight type `wt`: writes `wt.vec_dot_type().row_bytes(src.len())` bytes
@@ -39,7 +45,10 @@ pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) {
 /// Panics when `dst.len() != activation_row_bytes(wt, src.len())` or `src.len()` is not a whole number of blocks.
 #[track_caller]
 pub fn quantize_activation(wt: GgmlType, src: &[f32], dst: &mut [u8]) {
-    backend::quantize_row(wt.vec_dot_type(), src, dst)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::quantize_row(wt.vec_dot_type(), src, dst);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    reference::quantize_row(wt.vec_dot_type(), src, dst)
 }
 
 /// Bytes of an activation row of `n` elements quantized for weight type `wt`.
@@ -55,7 +64,10 @@ pub fn activation_row_bytes(wt: GgmlType, n: usize) -> usize {
 /// Panics on length mismatches or when `!wt.is_supported_weight()`.
 #[track_caller]
 pub fn vec_dot(wt: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
-    backend::vec_dot(wt, n, w, a)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::vec_dot(wt, n, w, a);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    reference::vec_dot(wt, n, w, a)
 }
 
 /// `out[r] = dot(row r of w, a)` for `r in 0..out.len()`; `w` holds `out.len()` rows of `wt.row_bytes(n_cols)`
@@ -64,7 +76,10 @@ pub fn vec_dot(wt: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// Panics on length mismatches or when `!wt.is_supported_weight()`.
 #[track_caller]
 pub fn matvec(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-    backend::matvec(wt, n_cols, w, a, out)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::matvec(wt, n_cols, w, a, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    reference::matvec(wt, n_cols, w, a, out)
 }
 
 /// Batched [`matvec`]: `a` holds `n_tok` activation rows (`activation_row_bytes(wt, n_cols)` each), `out` is
@@ -74,5 +89,8 @@ pub fn matvec(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], out: &mut [f32]) 
 /// Panics on length mismatches, `n_cols == 0`, or when `!wt.is_supported_weight()`.
 #[track_caller]
 pub fn matmul(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], n_tok: usize, out: &mut [f32]) {
-    backend::matmul(wt, n_cols, w, a, n_tok, out)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::matmul(wt, n_cols, w, a, n_tok, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    reference::matmul(wt, n_cols, w, a, n_tok, out)
 }

@@ -1,23 +1,12 @@
 //! f32 vector operations of the forward pass. Each vectorized op dispatches to its SIMD128 version on wasm32 built with
-//! `simd128` and to its scalar specification in [`scalar`] elsewhere; the SIMD versions compute the specification's
-//! bits (see `simd/tests/parity.rs`).
+//! `simd128` and to its scalar specification in [`scalar`] elsewhere (the crate's one dispatch idiom, see `lib.rs`);
+//! the SIMD versions compute the specification's bits (see `simd/tests/parity.rs`).
 //!
 //! All slices are plain f32 vectors of one token (a hidden state, one attention head, a row of scores). Functions
 //! taking two or more slices panic when their lengths differ: a caller bug.
 
-/// Calls the SIMD128 version of an op on wasm32 with `simd128`, else its scalar specification in [`scalar`].
-macro_rules! dispatch {
-    ($f:ident($($arg:expr),*)) => {{
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        {
-            crate::simd128::ops::$f($($arg),*)
-        }
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-        {
-            scalar::$f($($arg),*)
-        }
-    }};
-}
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use crate::simd128::ops as simd128;
 
 #[track_caller]
 fn same_len(what: &str, a: usize, b: usize) {
@@ -28,26 +17,38 @@ fn same_len(what: &str, a: usize, b: usize) {
 #[track_caller]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     same_len("dot_f32", a.len(), b.len());
-    dispatch!(dot_f32(a, b))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::dot_f32(a, b);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::dot_f32(a, b)
 }
 
 /// `y += alpha * x` (one rounding for the product, one for the sum).
 #[track_caller]
 pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     same_len("axpy", y.len(), x.len());
-    dispatch!(axpy(y, alpha, x))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::axpy(y, alpha, x);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::axpy(y, alpha, x)
 }
 
 /// `x *= s`.
 pub fn scale(x: &mut [f32], s: f32) {
-    dispatch!(scale(x, s))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::scale(x, s);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::scale(x, s)
 }
 
 /// `y += x`.
 #[track_caller]
 pub fn add_inplace(y: &mut [f32], x: &[f32]) {
     same_len("add_inplace", y.len(), x.len());
-    dispatch!(add_inplace(y, x))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::add_inplace(y, x);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::add_inplace(y, x)
 }
 
 /// `1 / sqrt(mean(x^2) + eps)` with the sum of squares in f64 (as ggml's `rms_norm`, which sums in `ggml_float`).
@@ -78,28 +79,40 @@ fn rms_scale(x: &[f32], eps: f32) -> f32 {
 pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     same_len("rmsnorm", out.len(), x.len());
     same_len("rmsnorm", x.len(), weight.len());
-    dispatch!(rmsnorm(out, x, weight, eps))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::rmsnorm(out, x, weight, eps);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::rmsnorm(out, x, weight, eps)
 }
 
 /// [`rmsnorm`] in place.
 #[track_caller]
 pub fn rmsnorm_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
     same_len("rmsnorm_inplace", x.len(), weight.len());
-    dispatch!(rmsnorm_inplace(x, weight, eps))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::rmsnorm_inplace(x, weight, eps);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::rmsnorm_inplace(x, weight, eps)
 }
 
 /// `x = exp(x - max(x)) / sum(exp(x - max(x)))`; `-inf` entries (masked positions) become 0. The sum is taken in
 /// f64. When every entry is `-inf` (nothing to attend to) the result is all zeros rather than NaN. `exp` is
 /// [`scalar::exp`] (a few ulp), which the SIMD version computes lane-wise with the same operations.
 pub fn softmax_inplace(x: &mut [f32]) {
-    dispatch!(softmax_inplace(x))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::softmax_inplace(x);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::softmax_inplace(x)
 }
 
 /// `gate = silu(gate) * up`, silu(g) = g / (1 + exp(-g)) (SwiGLU feed-forward of Llama / SmolLM2 / Qwen).
 #[track_caller]
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     same_len("silu_mul", gate.len(), up.len());
-    dispatch!(silu_mul(gate, up))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::silu_mul(gate, up);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::silu_mul(gate, up)
 }
 
 /// `gate = gelu(gate) * up` with the tanh approximation (GeGLU of Gemma, ggml's `gelu`):
@@ -109,7 +122,10 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
 #[track_caller]
 pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
     same_len("gelu_tanh_mul", gate.len(), up.len());
-    dispatch!(gelu_tanh_mul(gate, up))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::gelu_tanh_mul(gate, up);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::gelu_tanh_mul(gate, up)
 }
 
 /// One query head's causal attention over `n = scores.len()` cached positions (grouped-query: several query heads
@@ -125,7 +141,10 @@ pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32
     same_len("attend", hd, out.len());
     check_rows("attend", n, stride, hd, keys.len());
     check_rows("attend", n, stride, hd, values.len());
-    dispatch!(attend(q, keys, values, stride, scale, scores, out))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::attend(q, keys, values, stride, scale, scores, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::attend(q, keys, values, stride, scale, scores, out)
 }
 
 /// The first step of [`attend`]: `scores[j] = dot_f32(q, key_j) * scale` for `j < scores.len()`, key row `j` at
@@ -133,7 +152,10 @@ pub fn attend(q: &[f32], keys: &[f32], values: &[f32], stride: usize, scale: f32
 #[track_caller]
 pub fn attn_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &mut [f32]) {
     check_rows("attn_scores", scores.len(), stride, q.len(), keys.len());
-    dispatch!(attn_scores(q, keys, stride, scale, scores))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::attn_scores(q, keys, stride, scale, scores);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::attn_scores(q, keys, stride, scale, scores)
 }
 
 /// The last step of [`attend`], for any run of columns: `out = Σ_j probs[j] * value_j[..out.len()]` over `j` in
@@ -142,7 +164,10 @@ pub fn attn_scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, scores: &
 #[track_caller]
 pub fn attn_values(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
     check_rows("attn_values", probs.len(), stride, out.len(), values.len());
-    dispatch!(attn_values(probs, values, stride, out))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::attn_values(probs, values, stride, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    scalar::attn_values(probs, values, stride, out)
 }
 
 #[track_caller]

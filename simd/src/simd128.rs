@@ -24,7 +24,7 @@ mod legacy;
 pub(crate) mod ops;
 mod quantize;
 
-use crate::reference::{self, row_bytes};
+use crate::reference::{self, check_dot, check_len, check_matmul, check_matvec};
 use crate::GgmlType;
 
 /// Dequantizes one row (see [`crate::reference::dequantize_row`]); the embedding-table and activation formats are
@@ -37,29 +37,20 @@ pub fn dequantize_row(t: GgmlType, src: &[u8], dst: &mut [f32]) {
     if !vectorized {
         return reference::dequantize_row(t, src, dst);
     }
-    let want = row_bytes(t, dst.len());
-    assert!(src.len() == want, "{t}: source row of {} elements must be {want} bytes, got {}", dst.len(), src.len());
+    check_len(t, dst.len(), src.len(), "source row");
     dequant::dequantize(t, src, dst);
 }
 
 /// Quantizes one row into `t` (see [`crate::reference::quantize_row`]); Q8_0, Q8_1 and Q8_K are vectorized.
 #[track_caller]
 pub fn quantize_row(t: GgmlType, src: &[f32], dst: &mut [u8]) {
-    let want = row_bytes(t, src.len());
-    assert!(dst.len() == want, "{t}: destination row of {} elements must be {want} bytes, got {}", src.len(), dst.len());
+    check_len(t, src.len(), dst.len(), "destination row");
     match t {
         GgmlType::Q8_0 => quantize::quantize_q8_0(src, dst),
         GgmlType::Q8_1 => quantize::quantize_q8_1(src, dst),
         GgmlType::Q8_K => quantize::quantize_q8_k(src, dst),
         _ => reference::quantize_row(t, src, dst),
     }
-}
-
-#[track_caller]
-fn check_dot(wt: GgmlType, n: usize, w: usize, a: usize) {
-    let (wb, ab) = (row_bytes(wt, n), row_bytes(wt.vec_dot_type(), n));
-    assert!(w == wb, "{wt}: weight row of {n} elements must be {wb} bytes, got {w}");
-    assert!(a == ab, "{wt}: activation row of {n} elements must be {ab} bytes, got {a}");
 }
 
 /// Calls `$f::<K>(nb, args..)` with the block kernel `K` of weight type `$wt`, or evaluates `$fallback`.
@@ -91,7 +82,7 @@ pub fn vec_dot(wt: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
     if !wt.is_supported_weight() {
         return reference::vec_dot(wt, n, w, a);
     }
-    check_dot(wt, n, w.len(), a.len());
+    check_dot(wt, n, w, a);
     with_kernel!(wt, n, vec_dot(w, a), reference::vec_dot(wt, n, w, a))
 }
 
@@ -101,11 +92,7 @@ pub fn matvec(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], out: &mut [f32]) 
     if !wt.is_supported_weight() {
         return reference::matvec(wt, n_cols, w, a, out);
     }
-    let rb = row_bytes(wt, n_cols);
-    let ab = row_bytes(wt.vec_dot_type(), n_cols);
-    assert!(a.len() == ab, "{wt}: activation row of {n_cols} elements must be {ab} bytes, got {}", a.len());
-    let want = out.len().checked_mul(rb).expect("matvec: weight size overflows usize");
-    assert!(w.len() == want, "matvec: {} rows of {rb} bytes need {want} weight bytes, got {}", out.len(), w.len());
+    let rb = check_matvec(wt, n_cols, w, a, out);
     if rb == 0 {
         out.fill(0.0);
         return;
@@ -119,20 +106,7 @@ pub fn matmul(wt: GgmlType, n_cols: usize, w: &[u8], a: &[u8], n_tok: usize, out
     if !wt.is_supported_weight() || n_cols == 0 {
         return reference::matmul(wt, n_cols, w, a, n_tok, out);
     }
-    let rb = row_bytes(wt, n_cols);
-    let ab = row_bytes(wt.vec_dot_type(), n_cols);
-    assert!(w.len().is_multiple_of(rb), "matmul: {} weight bytes is not a whole number of {rb}-byte rows", w.len());
-    let n_rows = w.len() / rb;
-    assert!(
-        Some(a.len()) == n_tok.checked_mul(ab),
-        "matmul: {n_tok} activation rows of {ab} bytes, got {} bytes",
-        a.len()
-    );
-    assert!(
-        Some(out.len()) == n_tok.checked_mul(n_rows),
-        "matmul: output must hold {n_tok} x {n_rows} values, got {}",
-        out.len()
-    );
+    let (_, n_rows) = check_matmul(wt, n_cols, w, a, n_tok, out);
     if n_rows == 0 {
         return;
     }

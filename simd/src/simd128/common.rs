@@ -36,40 +36,17 @@ pub(super) fn store_f32(x: &mut [f32], i: usize, v: v128) {
     unsafe { v128_store(s.as_mut_ptr() as *mut v128, v) }
 }
 
-#[inline(always)]
-pub(super) fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-#[inline(always)]
-pub(super) fn f32_at(b: &[u8], off: usize) -> f32 {
-    f32::from_bits(u32_at(b, off))
-}
+// Scalar field reads (block scales, mins) with the same readers as the reference kernels.
+pub(super) use crate::bytes::{bf16_at, f16_at, f32_at, u32_at};
 
 /// 2^112 = 2^(127 - 15): the bias difference between binary32 and binary16 exponents.
 const TWO_POW_112: f32 = f32::from_bits((112 + 127) << 23);
 
-/// IEEE binary16 -> binary32, exact (same values as `half::f16::to_f32`, without its branches for subnormals).
-/// Moving exponent and mantissa up 13 bits gives an f32 whose exponent is 112 too small; multiplying by 2^112
-/// corrects it and normalizes half subnormals exactly. Exponent 31 (inf/NaN) gets the f32 all-ones exponent instead.
-#[inline(always)]
-pub(super) fn f16_to_f32(h: u16) -> f32 {
-    let h = h as u32;
-    let em = (h & 0x7fff) << 13;
-    let mag = if em >= 0x7c00 << 13 { f32::from_bits(em | 0x7f80_0000) } else { f32::from_bits(em) * TWO_POW_112 };
-    f32::from_bits(mag.to_bits() | ((h & 0x8000) << 16))
-}
-
-/// The half at `b[off..off + 2]`, little-endian.
-#[inline(always)]
-pub(super) fn f16_at(b: &[u8], off: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
-}
-
 /// Four halves held in the high 16 bits of each u32 lane (the low 16 bits are ignored) -> f32x4, exact (the
-/// lane-wise [`f16_to_f32`]). An arithmetic shift right by 3 puts the half's exponent and mantissa at bits 13..28
-/// of an f32 and keeps the sign at bit 31; masking clears the copies of the sign and the low half. Exponent 31
-/// (inf/NaN) is recognized after scaling by |x| >= 2^16 (the largest finite half is 65504) and gets all exponent bits.
+/// lane-wise [`crate::bytes::f16_to_f32`]). An arithmetic shift right by 3 puts the half's exponent and mantissa at
+/// bits 13..28 of an f32 and keeps the sign at bit 31; masking clears the copies of the sign and the low half.
+/// Exponent 31 (inf/NaN) is recognized after scaling by |x| >= 2^16 (the largest finite half is 65504) and gets all
+/// exponent bits.
 #[inline(always)]
 pub(super) fn f16hi_to_f32x4(x: v128) -> v128 {
     let v = v128_and(i32x4_shr(x, 3), u32x4_splat(0x8fff_e000));

@@ -143,7 +143,7 @@ pub(super) fn dequantize(t: crate::GgmlType, src: &[u8], dst: &mut [f32]) -> boo
                 dst[i] = match t {
                     F32 => f32_at(src, 4 * i),
                     F16 => f16_at(src, 2 * i),
-                    _ => f32::from_bits((u16::from_le_bytes([src[2 * i], src[2 * i + 1]]) as u32) << 16),
+                    _ => bf16_at(src, 2 * i),
                 };
             }
         }

@@ -61,7 +61,7 @@ impl FloatRow for BF16 {
     }
     #[inline(always)]
     fn one(w: &[u8], i: usize) -> f32 {
-        f32::from_bits((u16::from_le_bytes([w[2 * i], w[2 * i + 1]]) as u32) << 16)
+        bf16_at(w, 2 * i)
     }
 }
 
