@@ -31,7 +31,7 @@ let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
 });' "$prompt" "$out" "$system" "$max" "$chat" "$kv"
 }
 
-fixture "$FIX/e2e_greedy_smollm2.json" 32 true "What is the capital of France?" "You are a helpful assistant."
+fixture "$FIX/e2e_greedy_smollm2.json" 32 true "What is the capital of France?" "You are a helpful AI assistant."
 fixture "$FIX/e2e_greedy_prose.json" 128 false "$(cat bench/prompt.txt)"
 for kv in q8_0 f32; do
   fixture "$FIX/e2e_greedy_prose_$kv.json" 128 false "$(cat bench/prompt.txt)" "" "$kv"

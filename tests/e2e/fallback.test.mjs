@@ -11,7 +11,7 @@ import { engineSuite, PageEnv, MODEL_FILE } from './model_env.mjs';
 import { startOpenAIServer } from './openai_server.mjs';
 
 const KEY = 'test-key';
-const QUESTION = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'What is the capital of France?' }];
+const QUESTION = [{ role: 'system', content: 'You are a helpful AI assistant.' }, { role: 'user', content: 'What is the capital of France?' }];
 
 engineSuite('hybrid fallback', () => {
   describe('hybrid fallback: the device or an OpenAI-compatible server, same API (SmolLM2-135M-Instruct Q4_1)', () => {

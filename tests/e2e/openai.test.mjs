@@ -8,7 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { engineSuite, PageEnv, NEEDS_16 } from './model_env.mjs';
 
-const QUESTION = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'What is the capital of France?' }];
+const QUESTION = [{ role: 'system', content: 'You are a helpful AI assistant.' }, { role: 'user', content: 'What is the capital of France?' }];
 
 engineSuite('OpenAI-compatible API', () => {
   describe('OpenAI-compatible API with the official openai client (SmolLM2-135M-Instruct Q4_1)', () => {

@@ -86,7 +86,7 @@ engineSuite('Prompt API polyfill', () => {
         const events = [];
         const s = await LM.create({
           samplingMode: 'most-predictable',
-          initialPrompts: [{ role: 'system', content: 'You are a helpful assistant.' }],
+          initialPrompts: [{ role: 'system', content: 'You are a helpful AI assistant.' }],
           monitor(m) {
             m.addEventListener('downloadprogress', (e) => events.push({ loaded: e.loaded, total: e.total, progress: e instanceof ProgressEvent }));
           },
@@ -118,7 +118,7 @@ engineSuite('Prompt API polyfill', () => {
         const measuredOld = await s.measureInputUsage(q2);
         const a2 = await s.prompt(q2);
         const stats2 = window.pa.sharedModel().lastStats;
-        const conv = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: q1 }];
+        const conv = [{ role: 'system', content: 'You are a helpful AI assistant.' }, { role: 'user', content: q1 }];
         const direct = window.models.direct;
         const ref1 = await direct.chat(conv, { temperature: 0, maxTokens: 128 });
         const ref2 = await direct.chat([...conv, { role: 'assistant', content: a1 }, { role: 'user', content: q2 }], { temperature: 0, maxTokens: 128 });
