@@ -79,7 +79,8 @@ function parseArgs(argv) {
       throw new Error(`model ${m} is not in ${MODELS_DIR} (give file names from that directory)`);
     }
   }
-  if (o.ctx < o.tokens + 160 * o.promptRepeat) throw new Error(`--ctx ${o.ctx} is too small for the prompt + ${o.tokens} tokens`);
+  // The prompt: 128 tokens a copy and 2 between copies, plus slack.
+  if (o.ctx < o.tokens + 130 * o.promptRepeat + 30) throw new Error(`--ctx ${o.ctx} is too small for the prompt + ${o.tokens} tokens`);
   return o;
 }
 
