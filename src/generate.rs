@@ -400,6 +400,9 @@ impl Engine {
         };
         forced.truncate(opts.max_tokens);
         self.session_starts(prompt.len(), opts.max_tokens);
+        // The whole prompt's room at once: growing chunk by chunk re-lays the cache out several times, and wasm
+        // memory keeps the high-water mark of those copies (a 8,058-token prompt: 488 MiB for 180 MiB of f16 KV).
+        self.state.kv.reserve(prompt.len() + 1, self.state.context)?;
         // Reuse the cached prefix (multi-turn chat re-sends the conversation); the last prompt token is always
         // recomputed because its logits are needed.
         let mut keep = self.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count();

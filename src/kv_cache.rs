@@ -242,11 +242,12 @@ impl KvCache {
     }
 
     /// Makes room for positions `0..positions` (the caller bounds it by the context), keeping the rows held.
-    pub fn reserve(&mut self, positions: usize) -> Result<()> {
+    /// Growth goes by pages, at least half the capacity at a time, but never past `limit` positions (the context).
+    pub fn reserve(&mut self, positions: usize, limit: usize) -> Result<()> {
         if positions <= self.capacity {
             return Ok(());
         }
-        let cap = positions.next_multiple_of(KV_PAGE).max(self.capacity + self.capacity / 2);
+        let cap = positions.next_multiple_of(KV_PAGE).max(self.capacity + self.capacity / 2).min(limit.max(positions));
         self.resize(cap, self.capacity)
     }
 
@@ -304,7 +305,7 @@ impl KvCache {
     /// exactly `2 * n_layers * positions * row_bytes()` bytes (the caller checked).
     pub fn import(&mut self, positions: usize, b: &[u8]) -> Result<()> {
         self.release();
-        self.reserve(positions)?;
+        self.reserve(positions, positions)?;
         let (d, layers, cap, layer) = (self.kv_dim, self.n_layers, self.capacity, positions * self.row_bytes());
         for (s, store) in [&mut self.key, &mut self.value].into_iter().enumerate() {
             for l in 0..layers {

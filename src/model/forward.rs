@@ -42,7 +42,7 @@ impl Model {
         }
         // The one allocation of a forward pass: the cache grows (by pages) to positions it has not held yet (and
         // with an f16/q8_0 cache, the decoded copy of one layer's rows with it).
-        s.kv.reserve(pos + tokens.len())?;
+        s.kv.reserve(pos + tokens.len(), s.context)?;
         let c = &self.config;
         let decoded = 2 * s.kv.capacity() * c.kv_dim();
         let shared = tokens.len() > 1 || c.n_heads > c.n_kv_heads;
