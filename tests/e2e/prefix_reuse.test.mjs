@@ -73,7 +73,9 @@ engineSuite('prefix reuse (SmolLM2-135M-Instruct Q4_1)', () => {
         const abortedStats = lm.lastStats;
         let failed = null;
         try {
-          await lm.chat([...conv, { role: 'user', content: 'word '.repeat(5000) }], opts); // longer than the context
+          // One turn longer than the whole context (at least a token a word): no turn can be dropped to fit it.
+          const tooLong = 'word '.repeat(lm.info.contextSize + 64);
+          await lm.chat([...conv, { role: 'user', content: tooLong }], opts);
         } catch (e) {
           failed = window.plainError(e);
         }
