@@ -162,6 +162,10 @@ export interface GenerationStats {
   generatedTokens: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** Wall time of the prefill (prompt tokens through the model) and of the decode (generated tokens), ms; absent
+   * when the call was aborted during the prefill. */
+  prefillMs?: number;
+  decodeMs?: number;
   /** 'length': maxTokens were generated, or (with contextFull) the context window filled up. */
   finishReason: 'eos' | 'stop' | 'length' | 'aborted' | null;
   /** true when generation stopped because the context window was full (finishReason 'length'). */

@@ -7,11 +7,11 @@
 use crate::chat::Message;
 use crate::constraint::ResponseFormat;
 use crate::tools::{Tool, ToolChoice, ToolMessage};
-use crate::generate::{Engine as Core, GenerateOptions, Header, KvType};
+use crate::generate::{Engine as Core, FinishReason, GenerateOptions, Header, KvType, Stats};
 use crate::gguf::{self, Gguf};
 use crate::sampler::SamplerParams;
 use crate::Error;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 /// `initThreadPool(n)` (threads build only): starts `n` Web Workers for rayon's global pool. The JS side calls it with
@@ -33,6 +33,24 @@ fn to_js(e: Error) -> JsValue {
         Error::ContextOverflow { .. } => js_error(e.code(), &format!("{e} (the load option contextSize)")),
         e => js_error(e.code(), &e.to_string()),
     }
+}
+
+/// An engine struct as a plain JS object (nested structs and maps too, `None` as null): what a worker can post
+/// to the page as it is.
+fn to_plain<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error("internal", &e.to_string()))
+}
+
+/// [`Stats`] as the page sees them: the engine's field names in camelCase, except that a generation that filled
+/// the context ([`FinishReason::Context`]) finishes with 'length', as OpenAI reports it, and `contextFull: true`
+/// says which limit it was.
+fn wire_stats(s: &Stats) -> Result<JsValue, JsValue> {
+    let v = to_plain(s)?;
+    if s.finish_reason == Some(FinishReason::Context) {
+        js_sys::Reflect::set(&v, &"finishReason".into(), &"length".into())?;
+        js_sys::Reflect::set(&v, &"contextFull".into(), &true.into())?;
+    }
+    Ok(v)
 }
 
 #[wasm_bindgen(start)]
@@ -155,8 +173,10 @@ impl WeightLoader {
     }
 }
 
+/// `begin`'s options: exactly pkg/src/protocol.js's GENERATE_OPTIONS (an unknown field is an error, so the two lists
+/// cannot drift apart silently; tests/e2e/wire_schema.test.mjs compares them).
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct BeginOptions {
     max_tokens: Option<usize>,
     temperature: Option<f32>,
@@ -180,7 +200,7 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        let v = serde_wasm_bindgen::to_value(&self.core.info).map_err(|e| js_error("internal", &e.to_string()))?;
+        let v = to_plain(&self.core.info)?;
         js_sys::Reflect::set(&v, &"backend".into(), &backend().into())?;
         Ok(v)
     }
@@ -286,8 +306,9 @@ impl Engine {
         self.core.next().map_err(to_js)
     }
 
+    /// The last generation's [`Stats`] in the shape the page gets (`lastStats`; the worker passes it through).
     pub fn stats(&self) -> Result<JsValue, JsValue> {
-        serde_wasm_bindgen::to_value(self.core.stats()).map_err(|e| js_error("internal", &e.to_string()))
+        wire_stats(self.core.stats())
     }
 
     pub fn reset(&mut self) {
@@ -332,8 +353,7 @@ impl Engine {
 
     /// `[{id, tokens, kvBytes, evicted, current}]`.
     pub fn sessions(&self) -> Result<JsValue, JsValue> {
-        let s = serde_wasm_bindgen::Serializer::json_compatible();
-        serde::Serialize::serialize(&self.core.sessions(), &s).map_err(|e| js_error("internal", &e.to_string()))
+        to_plain(&self.core.sessions())
     }
 
     /// Bytes all sessions' KV caches may take before idle ones are evicted.

@@ -7,6 +7,7 @@ import { attachOpenAI } from './openai.js';
 import { loadWithFallback } from './remote.js';
 import { Session } from './session.js';
 import { getSession } from './session_store.js';
+import { CONTEXT_OVERFLOW, KV_TYPES, NUMBER_OPTIONS } from './protocol.js';
 
 /**
  * @typedef {object} GenerateOptions
@@ -39,6 +40,8 @@ import { getSession } from './session_store.js';
  * @property {number} generatedTokens
  * @property {number} prefillTokensPerSecond
  * @property {number} decodeTokensPerSecond
+ * @property {number} [prefillMs] absent when aborted during the prefill
+ * @property {number} [decodeMs]
  * @property {'eos' | 'stop' | 'length' | 'aborted' | null} finishReason 'length' also when the context filled up
  *   (then contextFull: true)
  * @property {{stage: string, ms: number}[]} [profile] with the profile option: milliseconds per generated token
@@ -50,8 +53,6 @@ import { getSession } from './session_store.js';
  *   | {role: 'tool', toolCallId: string, content: string}} ToolChatMessage
  */
 
-const NUMBER_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed'];
-const INTEGER_OPTIONS = new Set(['maxTokens', 'topK', 'repeatLastN', 'seed']);
 
 /**
  * The engine's share of the options: checked here, so a mistake fails at the call, with its name.
@@ -63,12 +64,11 @@ function engineOptions(opts = {}) {
   }
   /** @type {Record<string, unknown>} */
   const out = {};
-  for (const k of NUMBER_OPTIONS) {
+  for (const [k, kind] of Object.entries(NUMBER_OPTIONS)) {
     const v = /** @type {any} */ (opts)[k];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (INTEGER_OPTIONS.has(k) && !Number.isInteger(v))) {
-      throw new PocketLMError('invalid-argument', `${k} must be a non-negative ${INTEGER_OPTIONS.has(k)
-        ? 'integer' : 'number'}, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (kind === 'integer' && !Number.isInteger(v))) {
+      throw new PocketLMError('invalid-argument', `${k} must be a non-negative ${kind}, got ${String(v)}`);
     }
     out[k] = v;
   }
@@ -206,9 +206,6 @@ function chatMessages(messages) {
   return messages.map((m) => ({ role: m.role, content: m.content }));
 }
 
-/** How the KV cache can be stored (the engine's default: 'f16'). */
-const KV_TYPES = ['f16', 'q8_0', 'f32'];
-
 /** `v` when it is one of `allowed`, undefined when absent. */
 function oneOf(name, v, allowed) {
   if (v === undefined || allowed.includes(v)) return v;
@@ -241,10 +238,7 @@ function fileCacheKey(blob, cache) {
 function overflowArg(options) {
   const v = options?.contextOverflow;
   if (v === undefined) return {};
-  if (v !== 'error' && v !== 'drop-oldest') {
-    throw new PocketLMError('invalid-argument', `contextOverflow must be 'error' or 'drop-oldest', got ${JSON.stringify(v)}`);
-  }
-  return { contextOverflow: v };
+  return { contextOverflow: oneOf('contextOverflow', v, CONTEXT_OVERFLOW) };
 }
 
 /** Whether the call asked for prefill progress (checked here, so a mistake fails at the call). */

@@ -5,6 +5,7 @@ import { ensureWeights, loadBlob } from './fetcher.js';
 import * as store from './weight_store.js';
 import { startEngineModule } from './backend.js';
 import { PocketLMError, abortError, throwIfAborted, toWire } from './errors.js';
+import { CONTEXT_OVERFLOW } from './protocol.js';
 
 /** WeightLoader.checkHeader() runs from this much on (and again per chunk until the whole header is in), to reject a
  * wrong file before a long download. */
@@ -145,7 +146,7 @@ const HANDLERS = {
     // Where the load went, in the worker: starting the wasm module (fetch + compile + instantiate), the weights
     // (from IndexedDB or the network, copied into wasm memory), building the engine (model views, tokenizer,
     // KV cache). The wasm memory figure is what the engine holds (weights + KV cache + scratch).
-    return { ...plainInfo(engine.info()), memoryBytes: engine.memoryBytes(), ...(cacheKey ? { cacheKey } : {}),
+    return { ...engine.info(), memoryBytes: engine.memoryBytes(), ...(cacheKey ? { cacheKey } : {}),
       loadTimings: { moduleMs: tModule - t0, weightsMs: tWeights - tModule, initMs: tInit - tWeights } };
   },
 
@@ -212,7 +213,7 @@ const HANDLERS = {
     for (;;) {
       if (signal.aborted) {
         const err = abortError(signal.reason, 'generation');
-        err.details = { stats: { ...plainStats(e.stats()), finishReason: 'aborted' } };
+        err.details = { stats: { ...e.stats(), finishReason: 'aborted' } };
         throw err;
       }
       const piece = e.next();
@@ -225,7 +226,8 @@ const HANDLERS = {
       // for the whole generation.
       await nextTask();
     }
-    const stats = plainStats(e.stats());
+    // The stats as wasm.rs shapes them for the page (Engine.stats()), passed through.
+    const stats = e.stats();
     if (dropped) stats.droppedMessages = dropped;
     // Under tools, the reply split into text and calls ({content, toolCalls}).
     const reply = args.tools ? JSON.parse(e.parseToolReply(text, ++toolCallSeq)) : undefined;
@@ -302,13 +304,13 @@ const DEFAULT_REPLY_TOKENS = 256;
  * @returns {{prompt: string, dropped: number}}
  */
 function fitConversation(e, messages, policy, options) {
-  if (policy !== 'drop-oldest' && policy !== 'error') {
-    throw new PocketLMError('invalid-argument', `contextOverflow must be 'error' or 'drop-oldest', got ${JSON.stringify(policy)}`);
+  if (!CONTEXT_OVERFLOW.includes(policy)) {
+    throw new PocketLMError('invalid-argument', `contextOverflow must be one of ${CONTEXT_OVERFLOW.join(', ')}, got ${JSON.stringify(policy)}`);
   }
   let msgs = messages;
   let prompt = e.applyChatTemplate(msgs);
   if (policy === 'error') return { prompt, dropped: 0 };
-  const context = plainInfo(e.info()).contextSize;
+  const context = e.info().contextSize;
   const reserve = Math.min(options.maxTokens ?? DEFAULT_REPLY_TOKENS, Math.floor(context / 2));
   let dropped = 0;
   while (e.tokenize(prompt, true).length + reserve > context) {
@@ -320,37 +322,6 @@ function fitConversation(e, messages, policy, options) {
     prompt = e.applyChatTemplate(msgs);
   }
   return { prompt, dropped };
-}
-
-/** Copies what wasm returned into a plain object (a serde Map, or an object with getters, would not clone). */
-function plainInfo(v) {
-  return v instanceof Map ? Object.fromEntries(v) : { ...v };
-}
-
-function plainStages(list) {
-  return list.map((t) => (t instanceof Map ? Object.fromEntries(t) : t));
-}
-
-function plainStats(v) {
-  const s = v instanceof Map ? Object.fromEntries(v) : v;
-  return {
-    promptTokens: s.promptTokens,
-    // Prompt tokens run through the model; the rest (promptTokens - prefilledTokens) came from the KV cache.
-    prefilledTokens: s.prefilledTokens,
-    generatedTokens: s.generatedTokens,
-    prefillTokensPerSecond: s.prefillTokensPerSecond,
-    decodeTokensPerSecond: s.decodeTokensPerSecond,
-    // The engine's 'context' (the window filled up while generating) is reported as 'length', as OpenAI does;
-    // contextFull says which limit it was.
-    finishReason: s.finishReason === 'context' ? 'length' : s.finishReason ?? null,
-    ...(s.finishReason === 'context' ? { contextFull: true } : {}),
-    // Only with the `profile` option: [{stage, ms}] per generated token, in the order of the decode step.
-    ...(s.profile ? { profile: plainStages(s.profile) } : {}),
-    // ... and per prefilled prompt token over the prefill.
-    ...(s.prefillProfile ? { prefillProfile: plainStages(s.prefillProfile) } : {}),
-    // Only under responseFormat or tools: what the constraint cost, and whether the output is complete.
-    ...(s.constraint ? { constraint: s.constraint instanceof Map ? Object.fromEntries(s.constraint) : s.constraint } : {}),
-  };
 }
 
 // A macrotask boundary without setTimeout's 4 ms clamp: a message to ourselves queues behind messages already
