@@ -1,130 +1,40 @@
 //! The engine: one loaded model (weights buffer, tokenizer, chat template, KV cache) and the generation loop
 //! (prefill, then one token per `next` call) with stop strings, max tokens and EOS. Nothing here knows JavaScript;
 //! the wasm API and the CLI both drive this.
+//!
+//! - `mod.rs`: [`Engine`] and the generation loop ([`Engine::start`], [`Engine::prefill`], [`Engine::next`]);
+//! - `load.rs`: [`Header`], what the GGUF header alone gives, and the [`Engine`] constructors;
+//! - `types.rs`: the plain data of the API: [`ModelInfo`], [`GenerateOptions`], [`Stats`], [`ConstraintStats`],
+//!   [`FinishReason`];
+//! - `stop.rs`: stop-string matching and the text held back while a stop string may be completing.
+
+mod load;
+mod stop;
+mod types;
+
+pub use load::Header;
+pub use types::{ConstraintStats, FinishReason, GenerateOptions, ModelInfo, Stats};
+
+use stop::{first_stop, safe_prefix_len};
 
 use crate::chat::{ChatTemplate, Message};
 use crate::clock::now_ms;
 use crate::constraint::{Constraint, Grammars, ResponseFormat};
 use crate::mark;
-use crate::profile::{Profile, Stage, StageTime};
+use crate::profile::{Profile, Stage};
 use crate::gguf::Gguf;
 use crate::model::{Logits, Model, State};
 pub use pocketlm_simd::kv::KvType;
-use crate::sampler::{Sampler, SamplerParams};
+use crate::sampler::Sampler;
 use crate::session::Sessions;
 use crate::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::tools::{Tool, ToolChoice, ToolMessage};
 use crate::{Error, Result};
-use serde::Serialize;
 use std::sync::Arc;
 
 /// How the KV cache is stored when the caller does not choose: half the bytes of f32, perplexity within 0.1 % of
 /// it (tests/kv_types.rs).
 pub const DEFAULT_KV_TYPE: KvType = KvType::F16;
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelInfo {
-    pub architecture: String,
-    pub name: String,
-    pub parameters: u64,
-    /// The weight type of most matrices, e.g. "Q4_1".
-    pub quantization: String,
-    pub file_bytes: u64,
-    pub context_size: usize,
-    pub train_context: usize,
-    pub vocab_size: usize,
-    pub layers: usize,
-    pub embedding: usize,
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub chat_template: bool,
-    /// KV cache and scratch buffers.
-    pub state_bytes: usize,
-    /// How the KV cache stores keys and values: "f32", "f16" or "q8_0".
-    pub kv_type: String,
-    /// Bytes of the KV cache alone (part of `state_bytes`).
-    pub kv_bytes: usize,
-    /// Threads the forward pass runs on ([`Engine::set_pool`]).
-    pub threads: usize,
-}
-
-#[derive(Clone, Debug)]
-pub struct GenerateOptions {
-    pub max_tokens: usize,
-    pub sampler: SamplerParams,
-    pub stop: Vec<String>,
-    /// Time each stage of the prefill and of every decode step ([`Stats::prefill_profile`], [`Stats::profile`]).
-    pub profile: bool,
-    /// Constrain the output to this format (JSON Schema, regex, grammar): see [`crate::constraint`].
-    pub response_format: Option<ResponseFormat>,
-}
-
-impl Default for GenerateOptions {
-    fn default() -> Self {
-        GenerateOptions {
-            max_tokens: 256,
-            sampler: SamplerParams::default(),
-            stop: Vec::new(),
-            profile: false,
-            response_format: None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FinishReason {
-    /// The model produced an end-of-generation token.
-    Eos,
-    /// A stop string appeared (it is not part of the output).
-    Stop,
-    /// `max_tokens` were generated.
-    Length,
-    /// The context is full.
-    Context,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub prompt_tokens: usize,
-    /// Prompt tokens actually run through the model (the rest were reused from the KV cache).
-    pub prefilled_tokens: usize,
-    pub generated_tokens: usize,
-    pub prefill_ms: f64,
-    pub decode_ms: f64,
-    pub prefill_tokens_per_second: f64,
-    pub decode_tokens_per_second: f64,
-    pub finish_reason: Option<FinishReason>,
-    /// With [`GenerateOptions::profile`]: milliseconds per generated token in each stage of the decode step.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<Vec<StageTime>>,
-    /// With [`GenerateOptions::profile`]: milliseconds per prefilled prompt token in each stage of the prefill.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefill_profile: Option<Vec<StageTime>>,
-    /// With [`GenerateOptions::response_format`]: what the constraint cost.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub constraint: Option<ConstraintStats>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConstraintStats {
-    /// Building the vocabulary's token trie and grammar tables: once per model, on the first constrained call
-    /// (0 on later calls).
-    pub vocab_ms: f64,
-    /// Compiling this call's schema, regex or grammar.
-    pub compile_ms: f64,
-    /// Token masks computed (one per sampled token).
-    pub masks: usize,
-    pub mask_mean_ms: f64,
-    pub mask_p99_ms: f64,
-    /// Generated tokens the grammar forced (fed without sampling).
-    pub forced_tokens: usize,
-    /// The output so far is complete in the format (false when generation stopped inside it, e.g. at maxTokens).
-    pub complete: bool,
-}
 
 struct Generation {
     sampler: Sampler,
@@ -157,27 +67,6 @@ struct Pending {
     ms: f64,
 }
 
-/// What an engine builds from the GGUF header alone (the architecture check, the tokenizer and the chat
-/// template): the browser builds it as soon as the header has arrived, while the tensor data is still being read,
-/// so its cost (mostly the tokenizer: ~70 ms natively, ~150-250 ms in wasm for SmolLM2) overlaps the loading.
-pub struct Header {
-    gguf: Gguf,
-    file_len: u64,
-    tokenizer: Tokenizer,
-    chat: std::result::Result<ChatTemplate, String>,
-}
-
-impl Header {
-    /// `gguf` parsed from the first bytes of a file of `file_len` bytes ([`Gguf::parse_header`]).
-    pub fn new(gguf: Gguf, file_len: u64) -> Result<Header> {
-        // Unknown architectures, bad hyperparameters and unknown, missing or misshapen tensors fail here.
-        crate::model::Model::check_header(&gguf)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf)?;
-        let chat = ChatTemplate::from_gguf(&gguf, &tokenizer).map_err(|e| e.to_string());
-        Ok(Header { gguf, file_len, tokenizer, chat })
-    }
-}
-
 pub struct Engine {
     pub(crate) buf: Vec<u8>,
     pub gguf: Gguf,
@@ -201,81 +90,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Build an engine over the whole GGUF file in `buf` (taken, not copied), its KV cache in [`DEFAULT_KV_TYPE`].
-    /// `context == 0` is `auto` ([`crate::context`]: the trained context within a KV memory budget).
-    pub fn from_bytes(buf: Vec<u8>, context: usize) -> Result<Engine> {
-        Engine::from_bytes_kv(buf, context, DEFAULT_KV_TYPE)
-    }
-
-    /// [`Engine::from_bytes`] with the KV cache stored as `kv_type`.
-    pub fn from_bytes_kv(buf: Vec<u8>, context: usize, kv_type: KvType) -> Result<Engine> {
-        let header = Header::new(Gguf::parse(&buf)?, buf.len() as u64)?;
-        Engine::from_header_kv(header, buf, context, kv_type)
-    }
-
-    /// Build an engine from a [`Header`] prepared while the file was arriving and the whole file in `buf`.
-    pub fn from_header(header: Header, buf: Vec<u8>, context: usize) -> Result<Engine> {
-        Engine::from_header_kv(header, buf, context, DEFAULT_KV_TYPE)
-    }
-
-    /// [`Engine::from_header`] with the KV cache stored as `kv_type`.
-    pub fn from_header_kv(header: Header, buf: Vec<u8>, context: usize, kv_type: KvType) -> Result<Engine> {
-        let Header { gguf, file_len, tokenizer, chat } = header;
-        if buf.len() as u64 != file_len {
-            return Err(Error::InvalidArgument(format!(
-                "the header was read from a file of {file_len} bytes, the data has {}",
-                buf.len()
-            )));
-        }
-        let model = Model::from_gguf(&gguf, &buf)?;
-        let c = &model.config;
-        let context = crate::context::resolve(c, kv_type, buf.len() as u64, context)?;
-        if tokenizer.vocab_size() > c.vocab_size {
-            return Err(Error::Format(format!(
-                "tokenizer has {} tokens but the embedding only {}",
-                tokenizer.vocab_size(),
-                c.vocab_size
-            )));
-        }
-        let state = State::with_kv(c, context, kv_type)?;
-        let counts = model.weights.type_counts();
-        let info = ModelInfo {
-            architecture: c.arch.clone(),
-            name: gguf.opt_str("general.name")?.unwrap_or("").to_string(),
-            parameters: gguf.tensors.iter().map(|t| t.n_elements()).sum(),
-            // Informative only: a file_type of the wrong kind is ignored, not an error.
-            quantization: crate::model::quantization_label(gguf.opt_u64("general.file_type").ok().flatten(), &counts),
-            file_bytes: buf.len() as u64,
-            context_size: context,
-            train_context: c.train_context,
-            vocab_size: c.vocab_size,
-            layers: c.n_layers,
-            embedding: c.dim,
-            heads: c.n_heads,
-            kv_heads: c.n_kv_heads,
-            chat_template: chat.is_ok(),
-            state_bytes: state.bytes(),
-            kv_type: kv_type.name().to_string(),
-            kv_bytes: state.kv_bytes(),
-            threads: state.threads(),
-        };
-        Ok(Engine {
-            buf,
-            gguf,
-            model,
-            tokenizer: Arc::new(tokenizer),
-            grammars: None,
-            chat,
-            state,
-            cached: Vec::new(),
-            sessions: Sessions::default(),
-            gen: None,
-            pending: None,
-            stats: Stats::default(),
-            info,
-        })
-    }
-
     pub fn context_size(&self) -> usize {
         self.state.context
     }
@@ -696,42 +510,9 @@ fn log_softmax_at(logits: &[f32], i: usize) -> f64 {
     logits[i] as f64 - max - sum.ln()
 }
 
-/// Byte index where the earliest stop string starts in `text`.
-fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
-    stops.iter().filter_map(|s| text.find(s.as_str())).min()
-}
-
-/// How much of `text` can be released: all of it except a suffix that is a proper prefix of some stop string.
-fn safe_prefix_len(text: &str, stops: &[String]) -> usize {
-    let mut hold = 0;
-    for s in stops {
-        // Longest suffix of `text` that is a prefix of `s` (shorter than `s`, else it would have matched).
-        let max = (s.len() - 1).min(text.len());
-        for len in (1..=max).rev() {
-            let start = text.len() - len;
-            if text.is_char_boundary(start) && s.starts_with(&text[start..]) {
-                hold = hold.max(len);
-                break;
-            }
-        }
-    }
-    text.len() - hold
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stop_string_holdback() {
-        let stops = vec!["\nUser:".to_string(), "###".to_string()];
-        assert_eq!(safe_prefix_len("hello", &stops), 5);
-        assert_eq!(safe_prefix_len("hello\nUs", &stops), 5);
-        assert_eq!(safe_prefix_len("hello #", &stops), 6);
-        assert_eq!(safe_prefix_len("héllo", &[]), "héllo".len());
-        assert_eq!(first_stop("abc###def\nUser:", &stops), Some(3));
-        assert_eq!(first_stop("abc", &stops), None);
-    }
 
     #[test]
     fn log_softmax_matches_definition() {
